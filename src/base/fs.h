@@ -1,0 +1,34 @@
+// Small filesystem helpers returning Result: whole-file reads, atomic writes (write to a
+// temporary in the same directory, fsync, rename), mkdir -p and recursive removal.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+
+namespace strata::fs {
+
+Result<std::string> read_file(const std::string& path);
+// Writes `data` to path through a temporary and rename(2): readers see the old or the new
+// content, never a partial one.
+Status write_file_atomic(const std::string& path, std::string_view data, mode_t mode = 0644);
+// Writes to an existing file (cgroup and proc files): one write(2), no truncation games.
+Status write_file(const std::string& path, std::string_view data);
+Status mkdir_p(const std::string& path, mode_t mode = 0755);
+// rm -rf that does not cross mount points and does not follow symlinks.
+Status remove_tree(const std::string& path);
+bool exists(const std::string& path);
+bool is_dir(const std::string& path);
+std::vector<std::string> list_dir(const std::string& path);
+// Joins a and b with exactly one '/'.
+std::string join(std::string_view a, std::string_view b);
+// Absolute path of p relative to the current directory, lexically cleaned.
+std::string absolute(const std::string& p);
+// Lexically cleans a path: removes "//", "/./", resolves ".." without touching the filesystem.
+std::string clean(std::string_view p);
+
+}  // namespace strata::fs
