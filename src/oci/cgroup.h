@@ -8,6 +8,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ struct CgroupConfig {
   // Rootless: failure to create the cgroup (EACCES/EPERM/EROFS) is not an error; the manager
   // then does nothing and reports skipped() == true.
   bool rootless = false;
+  // For tests only: use this backend instead of detecting it from the filesystem type of root
+  // (a tmpdir standing in for a cgroup2 mount is not one).
+  std::optional<CgroupVersion> force_version;
 };
 
 struct CgroupStats {

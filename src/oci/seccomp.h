@@ -22,7 +22,14 @@ struct SeccompProgram {
 Result<SeccompProgram> compile_seccomp(const Seccomp& spec);
 
 // Installs the program with seccomp(2). Needs no_new_privs or CAP_SYS_ADMIN. Returns 0 or
-// -errno. No allocation.
+// -errno (-ESRCH when SECCOMP_FILTER_FLAG_TSYNC could not synchronise a thread). An empty
+// program installs nothing and returns 0. No allocation.
 int load_seccomp(const SeccompProgram& prog);
+
+// The default profile `strata run` gives a container (Docker/podman-like): every syscall fails
+// with EPERM except an allow-list of those ordinary programs use; namespace creation, mounts,
+// kernel modules, keyrings, BPF and the like stay refused. Architectures: the host's family
+// (x86_64, x86, x32 on x86_64 hosts; aarch64, arm on arm64 hosts).
+Seccomp default_seccomp_profile();
 
 }  // namespace strata::oci

@@ -73,7 +73,14 @@ struct Mount {
   unsigned long clear_flags = 0;      // flags explicitly cleared (rw, suid, dev, exec, ...)
   unsigned long propagation = 0;      // MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE (| MS_REC)
   std::string data;                   // filesystem-specific options joined with ','
-  bool is_bind() const;
+  // Recursive options ("rro", "rnosuid", ...): MOUNT_ATTR_* for mount_setattr(AT_RECURSIVE)
+  // after the mount. 0/0 when none were given.
+  uint64_t rec_attr_set = 0;
+  uint64_t rec_attr_clr = 0;
+  // "tmpcopyup" (runc/crun extension, sent by podman for --tmpfs): copy what the image has at
+  // the destination into the new tmpfs. Only accepted on tmpfs mounts.
+  bool tmpcopyup = false;
+  bool is_bind() const;  // type "bind" or a bind/rbind option
 };
 
 enum class NamespaceType { kPid, kNetwork, kMount, kIpc, kUts, kUser, kCgroup, kTime };

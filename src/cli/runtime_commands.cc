@@ -1,0 +1,378 @@
+// The subcommands of strata-runtime: runc's names, flags, output formats and exit codes.
+#include "cli/runtime_commands.h"
+
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "base/fs.h"
+#include "base/log.h"
+#include "base/strings.h"
+#include "oci/container.h"
+#include "oci/names.h"
+#include "oci/spec.h"
+
+namespace strata::cli {
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+bool g_log_to_file = false;
+
+int fail(const Error& e) {
+  std::string msg = e.to_string();
+  // In the --log file for conmon/containerd (which read its JSON form), and always on stderr
+  // so that a person at a terminal sees it.
+  if (g_log_to_file) log::get("runtime")->error("{}", msg);
+  std::fprintf(stderr, "strata-runtime: %s\n", msg.c_str());
+  return 1;
+}
+
+// "100M", "1g", "512k", "1048576" -> bytes; -1 stays -1 (unlimited).
+Result<int64_t> parse_size(const std::string& s) {
+  if (s == "-1") return -1;
+  std::string num = s;
+  int64_t mult = 1;
+  if (!num.empty()) {
+    char u = static_cast<char>(std::tolower(num.back()));
+    if (u == 'b') {
+      num.pop_back();
+      u = num.empty() ? '0' : static_cast<char>(std::tolower(num.back()));
+    }
+    if (u == 'k' || u == 'm' || u == 'g' || u == 't') {
+      mult = u == 'k' ? 1LL << 10 : u == 'm' ? 1LL << 20 : u == 'g' ? 1LL << 30 : 1LL << 40;
+      num.pop_back();
+    }
+  }
+  auto v = str::parse_int(num);
+  if (!v || *v < 0) return Error("invalid size \"" + s + "\"");
+  return *v * mult;
+}
+
+std::string ps_table_filter(const std::vector<pid_t>& pids, const std::vector<std::string>& ps_args) {
+  // Run ps(1) with the caller's options and keep the header plus the container's lines, as runc.
+  std::vector<std::string> args = {"ps"};
+  if (ps_args.empty()) {
+    args.push_back("-ef");
+  } else {
+    args.insert(args.end(), ps_args.begin(), ps_args.end());
+  }
+  int p[2];
+  if (::pipe(p) != 0) return "";
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::dup2(p[1], 1);
+    ::close(p[0]);
+    std::vector<char*> av;
+    for (auto& a : args) av.push_back(a.data());
+    av.push_back(nullptr);
+    ::execvp("ps", av.data());
+    ::_exit(127);
+  }
+  ::close(p[1]);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(p[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  ::close(p[0]);
+  ::waitpid(child, nullptr, 0);
+  auto lines = str::split(out, '\n');
+  if (lines.empty()) return "";
+  std::string result = lines[0] + "\n";
+  auto header = str::split(lines[0], ' ');
+  std::vector<std::string> cols;
+  for (auto& h : header)
+    if (!h.empty()) cols.push_back(h);
+  auto pid_col = std::find(cols.begin(), cols.end(), "PID");
+  if (pid_col == cols.end()) return out;
+  size_t idx = static_cast<size_t>(pid_col - cols.begin());
+  for (size_t i = 1; i < lines.size(); ++i) {
+    std::vector<std::string> f;
+    for (auto& w : str::split(lines[i], ' '))
+      if (!w.empty()) f.push_back(w);
+    if (f.size() <= idx) continue;
+    auto pid = str::parse_int(f[idx]);
+    if (pid && std::find(pids.begin(), pids.end(), static_cast<pid_t>(*pid)) != pids.end()) result += lines[i] + "\n";
+  }
+  return result;
+}
+
+}  // namespace
+
+int run_runtime_cli(const std::vector<std::string>& in_args, const std::vector<std::string>& tail) {
+  CLI::App app{"strata-runtime: an OCI container runtime (runc-compatible command line)", "strata-runtime"};
+  app.require_subcommand(0, 1);
+  app.fallthrough();
+  oci::RuntimeContext ctx;
+  std::string log_file, log_format = "text", criu;
+  bool debug = false, rootless_flag = false, version = false;
+  app.add_option("--root", ctx.root, "root directory for container state")->capture_default_str();
+  app.add_option("--log", log_file, "log file (default: stderr)");
+  app.add_option("--log-format", log_format, "log format: text or json")->check(CLI::IsMember({"text", "json"}));
+  app.add_flag("--debug", debug, "debug logging");
+  app.add_flag("--systemd-cgroup", ctx.systemd_cgroup, "use the systemd cgroup driver (needs systemd)");
+  app.add_option("--criu", criu, "ignored: checkpoint/restore is not supported");
+  app.add_flag("--rootless", rootless_flag, "ignored: rootless is detected from the effective uid");
+  app.add_flag("-v,--version", version, "print the version");
+
+  oci::CreateOptions copts;
+  auto add_create_flags = [&](CLI::App* c) {
+    c->add_option("-b,--bundle", copts.bundle, "bundle directory (default: current directory)");
+    c->add_option("--console-socket", copts.console_socket, "unix socket that receives the pty master");
+    c->add_option("--pid-file", copts.pid_file, "file to write the init's pid to");
+    c->add_flag("--no-pivot", copts.no_pivot, "use MS_MOVE and chroot instead of pivot_root");
+    c->add_flag("--no-new-keyring")->description("ignored: no session keyring is created");
+    c->add_option("--preserve-fds", copts.preserve_fds, "pass N extra fds (3..3+N-1) to the container");
+    c->add_option("id", copts.id, "container id")->required();
+  };
+  auto* create = app.add_subcommand("create", "create a container (it waits for start)");
+  add_create_flags(create);
+  bool detach = false, keep = false;
+  auto* run = app.add_subcommand("run", "create and start a container, wait for it");
+  add_create_flags(run);
+  run->add_flag("-d,--detach", detach, "do not wait for the container");
+  run->add_flag("--keep", keep, "do not delete the container after it exits");
+
+  std::string id;
+  auto* start = app.add_subcommand("start", "start a created container");
+  start->add_option("id", id)->required();
+  auto* state = app.add_subcommand("state", "print a container's state as JSON");
+  state->add_option("id", id)->required();
+  bool all = false;
+  std::string signal = "SIGTERM";
+  auto* kill = app.add_subcommand("kill", "send a signal to a container's init (or all its processes)");
+  kill->add_flag("-a,--all", all, "signal every process of the container");
+  kill->add_option("id", id)->required();
+  kill->add_option("signal", signal, "signal name or number (default SIGTERM)");
+  bool force = false;
+  auto* del = app.add_subcommand("delete", "delete a container");
+  del->add_flag("-f,--force", force, "kill a running container first");
+  del->add_option("id", id)->required();
+  auto* pause = app.add_subcommand("pause", "freeze every process of a container");
+  pause->add_option("id", id)->required();
+  auto* resume = app.add_subcommand("resume", "thaw a paused container");
+  resume->add_option("id", id)->required();
+  std::string format = "table";
+  auto* ps = app.add_subcommand("ps", "list a container's processes");
+  ps->add_option("-f,--format", format)->check(CLI::IsMember({"table", "json"}));
+  ps->add_option("id", id)->required();
+  bool quiet = false;
+  auto* list = app.add_subcommand("list", "list containers");
+  list->alias("ls");
+  list->add_option("-f,--format", format)->check(CLI::IsMember({"table", "json"}));
+  list->add_flag("-q,--quiet", quiet, "print ids only");
+  auto* features = app.add_subcommand("features", "print what this runtime supports (JSON)");
+  std::string spec_bundle = ".";
+  bool spec_rootless = false;
+  auto* spec = app.add_subcommand("spec", "write a default config.json");
+  spec->add_option("-b,--bundle", spec_bundle, "where to write config.json");
+  spec->add_flag("--rootless", spec_rootless, "a config for an unprivileged user");
+
+  oci::ExecOptions eopts;
+  std::string ignored;
+  std::string process_file;
+  auto* exec = app.add_subcommand("exec", "run a new process in a container");
+  exec->add_option("--console-socket", eopts.console_socket);
+  exec->add_option("--cwd", eopts.cwd);
+  exec->add_option("-e,--env", eopts.env);
+  exec->add_flag("-t,--tty", eopts.tty);
+  exec->add_option("-u,--user", eopts.user);
+  exec->add_option("-g,--additional-gids", eopts.additional_gids);
+  exec->add_option("-p,--process", process_file);
+  exec->add_flag("-d,--detach", eopts.detach);
+  exec->add_option("--pid-file", eopts.pid_file);
+  exec->add_option("--process-label", ignored)->description("ignored: no SELinux");
+  exec->add_option("--apparmor", ignored)->description("ignored: no AppArmor");
+  exec->add_flag("--no-new-privs", eopts.no_new_privs);
+  exec->add_option("-c,--cap", eopts.cap_add);
+  exec->add_option("--preserve-fds", eopts.preserve_fds);
+  exec->add_option("--cgroup", ignored)->description("ignored: the process joins the container's cgroup");
+  exec->add_flag("--ignore-paused")->description("ignored");
+  exec->add_option("id", eopts.id)->required();
+
+  std::string res_file, memory, memory_res, memory_swap, cpuset_cpus, cpuset_mems;
+  std::optional<int64_t> cpu_quota, pids_limit, cpu_rt_runtime;
+  std::optional<uint64_t> cpu_shares, cpu_period, cpu_rt_period;
+  std::optional<uint16_t> blkio_weight;
+  auto* update = app.add_subcommand("update", "change a container's resource limits");
+  update->add_option("-r,--resources", res_file, "LinuxResources JSON file ('-' for stdin)");
+  update->add_option("--memory", memory);
+  update->add_option("--memory-reservation", memory_res);
+  update->add_option("--memory-swap", memory_swap);
+  update->add_option("--cpu-share", cpu_shares);
+  update->add_option("--cpu-quota", cpu_quota);
+  update->add_option("--cpu-period", cpu_period);
+  update->add_option("--cpu-rt-runtime", cpu_rt_runtime);
+  update->add_option("--cpu-rt-period", cpu_rt_period);
+  update->add_option("--cpuset-cpus", cpuset_cpus);
+  update->add_option("--cpuset-mems", cpuset_mems);
+  update->add_option("--pids-limit", pids_limit);
+  update->add_option("--blkio-weight", blkio_weight);
+  update->add_option("id", id)->required();
+
+  std::vector<std::string> rev(in_args.rbegin(), in_args.rend());
+  try {
+    app.parse(rev);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  log::Options lo;
+  lo.file = log_file;
+  lo.format = log_format == "json" ? log::Format::kJson : log::Format::kText;
+  lo.debug = debug;
+  log::setup(lo);
+  g_log_to_file = !log_file.empty();
+
+  if (version) {
+    std::printf("strata-runtime version %s\nspec: 1.1.0\n", kVersion);
+    return 0;
+  }
+  try {
+    if (*create) {
+      Status s = oci::create_container(ctx, copts);
+      return s.ok() ? 0 : fail(s.error().context("create container " + copts.id));
+    }
+    if (*run) {
+      auto r = oci::run_container(ctx, copts, detach);
+      if (!r) return fail(r.error().context("run container " + copts.id));
+      return *r;
+    }
+    if (*start) {
+      Status s = oci::start_container(ctx, id);
+      return s.ok() ? 0 : fail(s.error());
+    }
+    if (*state) {
+      auto r = oci::container_state_json(ctx, id);
+      if (!r) return fail(r.error());
+      std::printf("%s\n", r->c_str());
+      return 0;
+    }
+    if (*kill) {
+      auto sig = oci::signal_from_name(signal);
+      if (!sig) return fail(Error("kill: unknown signal \"" + signal + "\""));
+      Status s = oci::kill_container(ctx, id, *sig, all);
+      return s.ok() ? 0 : fail(s.error());
+    }
+    if (*del) {
+      Status s = oci::delete_container(ctx, id, force);
+      return s.ok() ? 0 : fail(s.error());
+    }
+    if (*pause) {
+      Status s = oci::pause_container(ctx, id);
+      return s.ok() ? 0 : fail(s.error());
+    }
+    if (*resume) {
+      Status s = oci::resume_container(ctx, id);
+      return s.ok() ? 0 : fail(s.error());
+    }
+    if (*ps) {
+      auto pids = oci::container_pids(ctx, id);
+      if (!pids) return fail(pids.error());
+      if (format == "json") {
+        std::printf("%s\n", nlohmann::json(*pids).dump().c_str());
+      } else {
+        std::fputs(ps_table_filter(*pids, tail).c_str(), stdout);
+      }
+      return 0;
+    }
+    if (*list) {
+      auto entries = oci::list_containers(ctx);
+      if (!entries) return fail(entries.error());
+      if (quiet) {
+        for (const auto& e : *entries) std::printf("%s\n", e.state.id.c_str());
+      } else if (format == "json") {
+        nlohmann::json arr = nlohmann::json::array();
+        for (const auto& e : *entries) {
+          arr.push_back(nlohmann::json::parse(oci::state_json(e.state, e.status, false)));
+        }
+        std::printf("%s\n", arr.dump().c_str());
+      } else {
+        std::printf("%-20s %-8s %-10s %-40s %-32s %s\n", "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER");
+        for (const auto& e : *entries) {
+          std::printf("%-20s %-8d %-10s %-40s %-32s %s\n", e.state.id.c_str(),
+                      e.status == oci::ContainerStatus::kStopped ? 0 : e.state.pid,
+                      std::string(oci::status_name(e.status)).c_str(), e.state.bundle.c_str(),
+                      e.state.created.c_str(), e.state.owner_uid == 0 ? "root" : std::to_string(e.state.owner_uid).c_str());
+        }
+      }
+      return 0;
+    }
+    if (*features) {
+      std::printf("%s\n", oci::features_json().c_str());
+      return 0;
+    }
+    if (*spec) {
+      std::string path = fs::join(spec_bundle, "config.json");
+      if (fs::exists(path)) return fail(Error("spec: " + path + " exists; remove it first"));
+      Status s = fs::write_file_atomic(path, oci::default_spec_json(spec_rootless, ::getuid(), ::getgid()) + "\n");
+      return s.ok() ? 0 : fail(s.error().context("spec"));
+    }
+    if (*exec) {
+      if (!process_file.empty()) {
+        auto text = process_file == "-" ? Result<std::string>(std::string(std::istreambuf_iterator<char>(std::cin), {}))
+                                        : fs::read_file(process_file);
+        if (!text) return fail(text.error().context("exec --process"));
+        eopts.process_json = *text;
+      }
+      eopts.args = tail;
+      auto r = oci::exec_container(ctx, eopts);
+      if (!r) return fail(r.error());
+      return *r;
+    }
+    if (*update) {
+      oci::Resources res;
+      if (!res_file.empty()) {
+        auto text = res_file == "-" ? Result<std::string>(std::string(std::istreambuf_iterator<char>(std::cin), {}))
+                                    : fs::read_file(res_file);
+        if (!text) return fail(text.error().context("update --resources"));
+        auto parsed = oci::parse_resources(*text);
+        if (!parsed) return fail(parsed.error().context("update --resources"));
+        res = *parsed;
+      }
+      auto size_opt = [&](const std::string& v, const char* flag) -> Result<std::optional<int64_t>> {
+        if (v.empty()) return std::optional<int64_t>{};
+        auto s = parse_size(v);
+        if (!s) return std::move(s).error().context(flag);
+        return std::optional<int64_t>{*s};
+      };
+      auto mem = size_opt(memory, "--memory");
+      auto memr = size_opt(memory_res, "--memory-reservation");
+      auto mems = size_opt(memory_swap, "--memory-swap");
+      for (auto* r : {&mem, &memr, &mems})
+        if (!r->ok()) return fail(r->error());
+      if (**mem || **memr || **mems) {
+        if (!res.memory) res.memory = oci::MemoryResources{};
+        if (**mem) res.memory->limit = **mem;
+        if (**memr) res.memory->reservation = **memr;
+        if (**mems) res.memory->swap = **mems;
+      }
+      if (cpu_shares || cpu_quota || cpu_period || cpu_rt_runtime || cpu_rt_period || !cpuset_cpus.empty() ||
+          !cpuset_mems.empty()) {
+        if (!res.cpu) res.cpu = oci::CpuResources{};
+        if (cpu_shares) res.cpu->shares = cpu_shares;
+        if (cpu_quota) res.cpu->quota = cpu_quota;
+        if (cpu_period) res.cpu->period = cpu_period;
+        if (cpu_rt_runtime) res.cpu->realtime_runtime = cpu_rt_runtime;
+        if (cpu_rt_period) res.cpu->realtime_period = cpu_rt_period;
+        if (!cpuset_cpus.empty()) res.cpu->cpus = cpuset_cpus;
+        if (!cpuset_mems.empty()) res.cpu->mems = cpuset_mems;
+      }
+      if (pids_limit) res.pids_limit = pids_limit;
+      if (blkio_weight) res.block_io = oci::BlockIoResources{blkio_weight, std::nullopt};
+      Status s = oci::update_container(ctx, id, res);
+      return s.ok() ? 0 : fail(s.error());
+    }
+  } catch (const std::exception& e) {
+    return fail(Error(std::string("internal error: ") + e.what()));
+  }
+  std::fputs(app.help().c_str(), stderr);
+  return 2;
+}
+
+}  // namespace strata::cli

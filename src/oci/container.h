@@ -1,0 +1,77 @@
+// The container lifecycle of strata-runtime, runc's semantics (runtime-spec runtime.md):
+// create leaves the init waiting before the user's program until start; state persists under
+// --root; delete removes cgroups and state; a failed create leaves nothing behind.
+// src/cli/runtime_*.cc are thin front ends over these functions.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "oci/spec.h"
+#include "oci/state.h"
+
+namespace strata::oci {
+
+struct RuntimeContext {
+  std::string root = "/run/strata-runtime";
+  bool systemd_cgroup = false;
+};
+
+struct CreateOptions {
+  std::string id;
+  std::string bundle = ".";
+  std::string pid_file;
+  std::string console_socket;
+  int preserve_fds = 0;
+  bool no_pivot = false;
+  int console_fd = -1;  // internal: an already connected console socket (foreground run)
+};
+
+Status create_container(const RuntimeContext& ctx, const CreateOptions& opts);
+Status start_container(const RuntimeContext& ctx, const std::string& id);
+// `run`: create + start, then (unless detach) wait, forward signals, delete; returns the exit
+// code the way runc does (the process's status, 128+N for death by signal N).
+Result<int> run_container(const RuntimeContext& ctx, const CreateOptions& opts, bool detach);
+Result<std::string> container_state_json(const RuntimeContext& ctx, const std::string& id);
+Status kill_container(const RuntimeContext& ctx, const std::string& id, int sig, bool all);
+Status delete_container(const RuntimeContext& ctx, const std::string& id, bool force);
+Status pause_container(const RuntimeContext& ctx, const std::string& id);
+Status resume_container(const RuntimeContext& ctx, const std::string& id);
+Result<std::vector<pid_t>> container_pids(const RuntimeContext& ctx, const std::string& id);
+// Applies new limits and records them in the saved config.
+Status update_container(const RuntimeContext& ctx, const std::string& id, const Resources& res);
+
+struct ListEntry {
+  ContainerState state;
+  ContainerStatus status;
+};
+Result<std::vector<ListEntry>> list_containers(const RuntimeContext& ctx);
+
+struct ExecOptions {
+  std::string id;
+  std::string process_json;  // contents of --process, or empty
+  std::vector<std::string> args;
+  bool tty = false;
+  bool detach = false;
+  std::string pid_file;
+  std::string cwd;
+  std::vector<std::string> env;
+  std::string user;  // "uid[:gid]"
+  std::vector<std::string> additional_gids;
+  std::string console_socket;
+  int preserve_fds = 0;
+  std::vector<std::string> cap_add;
+  bool no_new_privs = false;
+};
+Result<int> exec_container(const RuntimeContext& ctx, const ExecOptions& opts);
+
+// `features`: what this runtime supports (runtime-spec features.md).
+std::string features_json();
+// Parses a runtime-spec LinuxResources JSON (update -r).
+Result<Resources> parse_resources(std::string_view json_text);
+
+}  // namespace strata::oci

@@ -1,0 +1,375 @@
+// The container init, child side: namespaces, console, rlimits, user, capabilities, seccomp,
+// exec. See init.h for the split with the parent and sync.h for the protocol. Everything here
+// runs between clone() and exec(): syscalls on data the parent prepared, no allocation.
+#include "oci/init.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstring>
+
+#include "oci/init_internal.h"
+
+namespace strata::oci {
+
+using init_detail::die;
+
+namespace init_detail {
+
+// The parent sends the state JSON for startContainer hooks; kept here, not on the heap.
+char g_state_json[65536];
+size_t g_state_len = 0;
+
+void die(const InitPlan& plan, const char* step, int err, const char* d1, const char* d2) {
+  SyncMsg m;
+  m.type = SyncType::kFailure;
+  m.failure.err = err;
+  buf_append(m.failure.step, sizeof m.failure.step, step);
+  buf_append(m.failure.detail, sizeof m.failure.detail, d1);
+  if (d2 != nullptr) {
+    if (d1 != nullptr) buf_append(m.failure.detail, sizeof m.failure.detail, " ");
+    buf_append(m.failure.detail, sizeof m.failure.detail, d2);
+  }
+  if (plan.sync_fd < 0 || !sync_send(plan.sync_fd, m)) {
+    // Nobody to tell (after `start`, the runtime has gone): say it on the container's stderr.
+    char line[512] = "strata-runtime: ";
+    buf_append(line, sizeof line, step);
+    if (m.failure.detail[0] != '\0') {
+      buf_append(line, sizeof line, " ");
+      buf_append(line, sizeof line, m.failure.detail);
+    }
+    buf_append(line, sizeof line, ": ");
+    buf_append(line, sizeof line, strerrordesc_np(err) != nullptr ? strerrordesc_np(err) : "error");
+    buf_append(line, sizeof line, "\n");
+    ssize_t w = ::write(2, line, ::strlen(line));
+    (void)w;
+  }
+  ::_exit(127);
+}
+
+}  // namespace init_detail
+
+namespace {
+
+void wait_for(const InitPlan& plan, SyncType want) {
+  SyncMsg m;
+  int r = sync_recv(plan.sync_fd, &m);
+  if (r <= 0 || m.type != want) ::_exit(126);  // the parent gave up: nothing to report to
+}
+
+void set_console(const InitPlan& plan) {
+  int master = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) die(plan, "open /dev/ptmx", errno);
+  int unlock = 0;
+  if (::ioctl(master, TIOCSPTLCK, &unlock) != 0) die(plan, "unlock pty", errno);
+  int slave = ::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) die(plan, "open pty peer", errno);
+  unsigned int ptn = 0;
+  if (::ioctl(master, TIOCGPTN, &ptn) != 0) die(plan, "get pty number", errno);
+  char name[64] = "/dev/pts/";
+  buf_append_u64(name, sizeof name, ptn);
+  if (plan.console_rows != 0 || plan.console_cols != 0) {
+    struct winsize ws {};
+    ws.ws_row = plan.console_rows;
+    ws.ws_col = plan.console_cols;
+    if (::ioctl(master, TIOCSWINSZ, &ws) != 0) die(plan, "set console size", errno);
+  }
+  // Hand the master to whoever listens on --console-socket (runc's protocol: SCM_RIGHTS with
+  // the terminal's name as the payload).
+  struct msghdr msg {};
+  struct iovec iov {};
+  iov.iov_base = name;
+  iov.iov_len = ::strlen(name);
+  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))] = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cbuf;
+  msg.msg_controllen = sizeof cbuf;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  ::memcpy(CMSG_DATA(c), &master, sizeof(int));
+  if (::sendmsg(plan.console_fd, &msg, MSG_NOSIGNAL) < 0) die(plan, "send console to --console-socket", errno);
+  ::close(master);
+  ::close(plan.console_fd);
+  // /dev/console is the terminal too, as on a real system.
+  struct stat st {};
+  if (::stat("/dev", &st) == 0) {
+    int fd = ::open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0) {
+      ::close(fd);
+      if (::mount(name, "/dev/console", nullptr, MS_BIND, nullptr) != 0) die(plan, "bind /dev/console", errno, name);
+    }
+  }
+  if (::setsid() < 0) die(plan, "setsid", errno);
+  if (::ioctl(slave, TIOCSCTTY, 0) != 0) die(plan, "set controlling terminal", errno);
+  for (int fd = 0; fd < 3; ++fd) {
+    if (::dup3(slave, fd, 0) < 0) die(plan, "dup terminal to stdio", errno);
+  }
+  ::close(slave);
+}
+
+void apply_rlimits(const InitPlan& plan) {
+  for (const auto& r : plan.rlimits) {
+    struct rlimit rl {};
+    rl.rlim_cur = r.soft;
+    rl.rlim_max = r.hard;
+    if (::setrlimit(r.resource, &rl) != 0) {
+      int e = errno;
+      char d[160] = {};
+      buf_append(d, sizeof d, r.type.c_str());
+      buf_append(d, sizeof d, " (soft ");
+      buf_append_u64(d, sizeof d, r.soft);
+      buf_append(d, sizeof d, ", hard ");
+      buf_append_u64(d, sizeof d, r.hard);
+      struct rlimit cur {};
+      if (::getrlimit(r.resource, &cur) == 0 && r.hard > cur.rlim_max) {
+        buf_append(d, sizeof d, " above the hard limit ");
+        buf_append_u64(d, sizeof d, cur.rlim_max);
+        buf_append(d, sizeof d, " that cannot be raised without CAP_SYS_RESOURCE");
+      }
+      buf_append(d, sizeof d, ")");
+      die(plan, "set rlimit", e, d);
+    }
+  }
+}
+
+// Finds args[0] on PATH inside the container, into `out`. Done before `start` so that a
+// missing executable fails `create`, as in runc.
+void resolve_exe(const InitPlan& plan, char* out, size_t size) {
+  const char* a0 = plan.args[0].c_str();
+  if (::strchr(a0, '/') != nullptr) {
+    out[0] = '\0';
+    buf_append(out, size, a0);
+  } else {
+    const char* p = plan.path_env.c_str();
+    bool found = false;
+    while (*p != '\0' && !found) {
+      const char* end = ::strchr(p, ':');
+      size_t len = end != nullptr ? static_cast<size_t>(end - p) : ::strlen(p);
+      out[0] = '\0';
+      if (len + 2 + ::strlen(a0) < size) {
+        ::memcpy(out, p, len);
+        out[len] = '\0';
+        if (len == 0) buf_append(out, size, ".");
+        buf_append(out, size, "/");
+        buf_append(out, size, a0);
+        struct stat st {};
+        if (::stat(out, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111)) found = true;
+      }
+      if (end == nullptr) break;
+      p = end + 1;
+    }
+    if (!found) die(plan, "find executable", ENOENT, a0, "in $PATH");
+  }
+  struct stat st {};
+  if (::stat(out, &st) != 0) die(plan, "find executable", errno, out);
+  if (!S_ISREG(st.st_mode)) die(plan, "find executable", EACCES, out, "is not a regular file");
+}
+
+void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks, const char* kind) {
+  for (const auto& h : hooks) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) die(plan, kind, errno, "pipe");
+    pid_t pid = ::fork();
+    if (pid < 0) die(plan, kind, errno, "fork");
+    if (pid == 0) {
+      ::dup2(p[0], 0);
+      ::execve(h.path.c_str(), const_cast<char* const*>(h.argv.data()), const_cast<char* const*>(h.envp.data()));
+      ::_exit(127);
+    }
+    ::close(p[0]);
+    ssize_t w = ::write(p[1], init_detail::g_state_json, init_detail::g_state_len);
+    (void)w;
+    ::close(p[1]);
+    int status = 0;
+    long waited_ms = 0;
+    for (;;) {
+      pid_t r = ::waitpid(pid, &status, WNOHANG);
+      if (r == pid) break;
+      if (h.timeout_s > 0 && waited_ms >= h.timeout_s * 1000L) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        die(plan, kind, ETIMEDOUT, h.path.c_str(), "timed out");
+      }
+      struct timespec ts {0, 1000000};
+      ::nanosleep(&ts, nullptr);
+      ++waited_ms;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) die(plan, kind, ECHILD, h.path.c_str(), "failed");
+  }
+}
+
+// Become the process the config describes and exec it: shared by init and exec.
+[[noreturn]] void finish_process(const InitPlan& plan, const char* exe) {
+  // Without no_new_privs an unprivileged process may not install a filter: load it while we
+  // still hold CAP_SYS_ADMIN (runc does the same).
+  if (!plan.seccomp.empty() && !plan.no_new_privs) {
+    int r = load_seccomp(plan.seccomp);
+    if (r < 0) die(plan, "load seccomp filter", -r);
+  }
+  {
+    // Bounding set first: dropping needs CAP_SETPCAP, which the setuid below may take away.
+    for (int c = 0; c <= plan.caps.last_cap; ++c) {
+      if (!(plan.caps.bounding & (1ULL << c)) && ::prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL)
+        die(plan, "drop bounding capability", errno);
+    }
+  }
+  if (plan.setgroups_allowed) {
+    if (::setgroups(plan.additional_gids.size(), plan.additional_gids.data()) != 0)
+      die(plan, "setgroups", errno);
+  }
+  if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) die(plan, "keep capabilities", errno);
+  if (::setresgid(plan.gid, plan.gid, plan.gid) != 0) die(plan, "setgid", errno);
+  if (::setresuid(plan.uid, plan.uid, plan.uid) != 0) die(plan, "setuid", errno);
+  if (plan.uid != 0) {
+    // setuid to a non-zero uid cleared the effective set; restore it from the permitted set
+    // kept by PR_SET_KEEPCAPS so that capset below may set what the config asks for.
+    struct __user_cap_header_struct hdr {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2] {};
+    if (::syscall(SYS_capget, &hdr, data) == 0) {
+      data[0].effective = data[0].permitted;
+      data[1].effective = data[1].permitted;
+      ::syscall(SYS_capset, &hdr, data);
+    }
+  }
+  const char* step = "";
+  int r = apply_capabilities(plan.caps, &step);
+  if (r < 0) die(plan, step, -r);
+  if (plan.umask) ::umask(*plan.umask);
+  if (::chdir(plan.cwd.c_str()) != 0) die(plan, "chdir to cwd", errno, plan.cwd.c_str());
+  if (plan.no_new_privs && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die(plan, "set no_new_privs", errno);
+  // --preserve-fds: 3..3+N-1 stay open across exec; nothing else of ours may leak in
+  // (CVE-2024-21626: every other fd is close-on-exec from here on).
+  for (int fd = 3; fd < 3 + plan.preserve_fds; ++fd) {
+    int fl = ::fcntl(fd, F_GETFD);
+    if (fl >= 0) ::fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+  }
+  if (::syscall(SYS_close_range, 3 + plan.preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+    die(plan, "close_range", errno);
+  if (!plan.seccomp.empty() && plan.no_new_privs) {
+    r = load_seccomp(plan.seccomp);
+    if (r < 0) die(plan, "load seccomp filter", -r);
+  }
+  ::execve(exe, const_cast<char* const*>(plan.argv.data()), const_cast<char* const*>(plan.envp.data()));
+  die(plan, "exec", errno, exe);
+}
+
+}  // namespace
+
+[[noreturn]] void run_init(InitPlan& plan) {
+  // Until exec, /proc/<pid>/exe of this process is the runtime binary: non-dumpable keeps
+  // processes in the container from opening it (the CVE-2019-5736 class).
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  // The state lock in particular: flock() belongs to the open file, which we share until exec.
+  for (int fd : plan.close_fds) ::close(fd);
+  wait_for(plan, SyncType::kGo);
+  if (plan.new_userns) {
+    // The parent has written our id maps: become the namespace's root (if mapped).
+    ::setresgid(0, 0, 0);
+    ::setresuid(0, 0, 0);
+  }
+  for (const auto& [fd, type] : plan.join) {
+    if (::setns(fd, type) != 0) die(plan, "join namespace", errno);
+    ::close(fd);
+  }
+  if (plan.unshare_flags != 0 && ::unshare(plan.unshare_flags) != 0) die(plan, "unshare namespaces", errno);
+  if (plan.second_fork) {
+    // A pid or time namespace applies to children only: the real init is our child.
+    pid_t pid = ::fork();
+    if (pid < 0) die(plan, "fork into new pid namespace", errno);
+    if (pid > 0) {
+      SyncMsg m;
+      m.type = SyncType::kPid;
+      m.pid = pid;
+      sync_send(plan.sync_fd, m);
+      ::_exit(0);
+    }
+  }
+  if (plan.new_mountns) init_detail::setup_rootfs(plan);
+  {
+    SyncMsg m;
+    m.type = SyncType::kMountsReady;
+    if (!sync_send(plan.sync_fd, m)) ::_exit(126);
+  }
+  wait_for(plan, SyncType::kHooksDone);
+  {
+    ssize_t n;
+    do {
+      n = ::recv(plan.sync_fd, init_detail::g_state_json, sizeof init_detail::g_state_json, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) die(plan, "receive state", errno);
+    init_detail::g_state_len = static_cast<size_t>(n);
+  }
+  run_hooks_in_child(plan, plan.create_container_hooks, "createContainer hook");
+  if (plan.new_mountns) init_detail::finish_rootfs(plan);
+  if (plan.set_hostname && ::sethostname(plan.hostname.data(), plan.hostname.size()) != 0)
+    die(plan, "sethostname", errno, plan.hostname.c_str());
+  if (plan.set_domainname && ::setdomainname(plan.domainname.data(), plan.domainname.size()) != 0)
+    die(plan, "setdomainname", errno, plan.domainname.c_str());
+  for (const auto& [path, value] : plan.sysctl) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) die(plan, "open sysctl", errno, path.c_str());
+    if (::write(fd, value.data(), value.size()) < 0) die(plan, "write sysctl", errno, path.c_str());
+    ::close(fd);
+  }
+  if (plan.terminal && plan.console_fd >= 0) set_console(plan);
+  apply_rlimits(plan);
+  char exe[PATH_MAX];
+  resolve_exe(plan, exe, sizeof exe);
+  {
+    SyncMsg m;
+    m.type = SyncType::kReady;
+    if (!sync_send(plan.sync_fd, m)) ::_exit(126);
+  }
+  if (plan.fifo_fd >= 0) {
+    // Blocks until `start` writes one byte. Opened O_RDWR, so no writer ever means EOF.
+    char c;
+    ssize_t n;
+    do {
+      n = ::read(plan.fifo_fd, &c, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) die(plan, "wait for start", n < 0 ? errno : EPIPE);
+    ::close(plan.fifo_fd);
+  }
+  run_hooks_in_child(plan, plan.start_container_hooks, "startContainer hook");
+  finish_process(plan, exe);
+}
+
+[[noreturn]] void run_exec_child(InitPlan& plan, int target_pidfd, int setns_flags) {
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  for (int fd : plan.close_fds) ::close(fd);
+  wait_for(plan, SyncType::kGo);
+  // One setns() with a pidfd enters every namespace at once, user namespace first (the
+  // kernel orders them), and moves our root and cwd into the container's mount namespace.
+  if (setns_flags != 0 && ::setns(target_pidfd, setns_flags) != 0) die(plan, "enter container namespaces", errno);
+  ::close(target_pidfd);
+  if (plan.terminal && plan.console_fd >= 0) set_console(plan);
+  apply_rlimits(plan);
+  char exe[PATH_MAX];
+  resolve_exe(plan, exe, sizeof exe);
+  {
+    SyncMsg m;
+    m.type = SyncType::kReady;
+    if (!sync_send(plan.sync_fd, m)) ::_exit(126);
+  }
+  finish_process(plan, exe);
+}
+
+}  // namespace strata::oci

@@ -1,0 +1,421 @@
+// `run` (create + start + wait) and `exec` (a new process in a running container), with
+// runc's foreground behaviour: signals forwarded to the process, its exit status (or 128+N
+// for death by signal N) returned, and a terminal proxied when the process has one and no
+// --console-socket was given.
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "base/cleanup.h"
+#include "base/fs.h"
+#include "base/log.h"
+#include "base/strings.h"
+#include "oci/container.h"
+#include "oci/init.h"
+#include "oci/lifecycle_internal.h"
+#include "oci/names.h"
+#include "oci/sync.h"
+
+namespace strata::oci {
+namespace detail {
+
+Result<int> receive_pty_master(int sock) {
+  char name[128];
+  struct iovec iov {name, sizeof name};
+  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cbuf;
+  msg.msg_controllen = sizeof cbuf;
+  ssize_t n;
+  do {
+    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return Error::sys("receive the container's terminal");
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (c == nullptr || c->cmsg_type != SCM_RIGHTS) return Error("receive the container's terminal: no fd sent");
+  int fd;
+  std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return fd;
+}
+
+namespace {
+
+constexpr int kForwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGALRM};
+
+int exit_code(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 255;
+}
+
+void copy_winsize(int from, int to) {
+  struct winsize ws {};
+  if (::ioctl(from, TIOCGWINSZ, &ws) == 0) ::ioctl(to, TIOCSWINSZ, &ws);
+}
+
+}  // namespace
+
+int wait_foreground(pid_t pid, int master_fd) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  for (int s : kForwarded) sigaddset(&set, s);
+  sigset_t old;
+  ::sigprocmask(SIG_BLOCK, &set, &old);
+  UniqueFd sfd(::signalfd(-1, &set, SFD_CLOEXEC));
+  struct termios saved {};
+  bool raw = false;
+  if (master_fd >= 0 && ::isatty(0) && ::tcgetattr(0, &saved) == 0) {
+    struct termios t = saved;
+    ::cfmakeraw(&t);
+    raw = ::tcsetattr(0, TCSANOW, &t) == 0;
+    copy_winsize(0, master_fd);
+  }
+  bool stdin_open = master_fd >= 0;
+  int status = 0;
+  bool done = false;
+  while (!done) {
+    // Reap first: the process may have exited before we blocked SIGCHLD.
+    pid_t r;
+    while ((r = ::waitpid(-1, &status, WNOHANG)) > 0) {
+      if (r == pid) done = true;
+    }
+    if (done) break;
+    struct pollfd fds[3] = {{sfd.get(), POLLIN, 0}, {master_fd, POLLIN, 0}, {stdin_open ? 0 : -1, POLLIN, 0}};
+    int n = ::poll(fds, 3, -1);
+    if (n < 0 && errno != EINTR) break;
+    if (fds[0].revents & POLLIN) {
+      struct signalfd_siginfo si {};
+      if (::read(sfd.get(), &si, sizeof si) == sizeof si && si.ssi_signo != SIGCHLD) {
+        if (si.ssi_signo == SIGWINCH && master_fd >= 0) {
+          copy_winsize(0, master_fd);
+        } else {
+          ::kill(pid, static_cast<int>(si.ssi_signo));
+        }
+      }
+    }
+    char buf[8192];
+    if (master_fd >= 0 && (fds[1].revents & (POLLIN | POLLHUP))) {
+      ssize_t k = ::read(master_fd, buf, sizeof buf);
+      if (k > 0) {
+        ssize_t w = ::write(1, buf, static_cast<size_t>(k));
+        (void)w;
+      }
+    }
+    if (stdin_open && (fds[2].revents & (POLLIN | POLLHUP))) {
+      ssize_t k = ::read(0, buf, sizeof buf);
+      if (k <= 0) {
+        stdin_open = false;
+        char eot = 4;  // end of input on a terminal
+        ssize_t w = ::write(master_fd, &eot, 1);
+        (void)w;
+      } else {
+        ssize_t w = ::write(master_fd, buf, static_cast<size_t>(k));
+        (void)w;
+      }
+    }
+  }
+  if (master_fd >= 0) {
+    // Drain what the process wrote last.
+    char buf[8192];
+    ::fcntl(master_fd, F_SETFL, O_NONBLOCK);
+    ssize_t k;
+    while ((k = ::read(master_fd, buf, sizeof buf)) > 0) {
+      ssize_t w = ::write(1, buf, static_cast<size_t>(k));
+      (void)w;
+    }
+  }
+  if (raw) ::tcsetattr(0, TCSANOW, &saved);
+  ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  return exit_code(status);
+}
+
+}  // namespace detail
+
+Result<int> run_container(const RuntimeContext& ctx, const CreateOptions& in, bool detach) {
+  CreateOptions opts = in;
+  UniqueFd proxy, proxy_child;
+  {
+    // A foreground run with a terminal and no --console-socket: we are the console socket
+    // and copy between our stdio and the container's terminal, as runc does.
+    auto text = fs::read_file(fs::absolute(opts.bundle) + "/config.json");
+    if (text && !detach && opts.console_socket.empty()) {
+      auto spec = parse_spec(*text);
+      if (spec && spec->process && spec->process->terminal) {
+        int sp[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) return Error::sys("socketpair");
+        proxy.reset(sp[0]);
+        proxy_child.reset(sp[1]);
+        opts.console_fd = sp[1];
+      }
+    }
+  }
+  auto c = detail::create_impl(ctx, opts);
+  if (!c) return std::move(c).error();
+  proxy_child.reset();
+  UniqueFd master;
+  if (proxy) {
+    auto m = detail::receive_pty_master(proxy.get());
+    if (!m) return std::move(m).error();
+    master.reset(*m);
+  }
+  StateStore store(ctx.root);
+  auto st = store.load(opts.id);
+  if (!st) return std::move(st).error();
+  auto spec = detail::load_saved_spec(store, opts.id);
+  if (!spec) return std::move(spec).error();
+  Status started = detail::start_impl(store, *st, *spec);
+  if (!started.ok()) {
+    (void)detail::destroy_impl(store, *st, &*spec);
+    return std::move(started).error();
+  }
+  TRY(detail::write_pid_file(opts.pid_file, c->pid));
+  if (detach) return 0;
+  int code = detail::wait_foreground(c->pid, master.get());
+  Status d = detail::destroy_impl(store, *st, &*spec);
+  if (!d.ok()) log::get("runtime")->warn("container {}: {}", opts.id, d.error().to_string());
+  return code;
+}
+
+namespace {
+
+Result<std::pair<uid_t, gid_t>> parse_user(const std::string& u) {
+  auto parts = str::split(u, ':');
+  auto uid = str::parse_uint(parts[0]);
+  if (!uid || parts.size() > 2) return Error("--user " + u + ": expected UID[:GID] (numbers)");
+  gid_t gid = 0;
+  if (parts.size() == 2) {
+    auto g = str::parse_uint(parts[1]);
+    if (!g) return Error("--user " + u + ": expected UID[:GID] (numbers)");
+    gid = static_cast<gid_t>(*g);
+  }
+  return std::pair<uid_t, gid_t>{static_cast<uid_t>(*uid), gid};
+}
+
+// Namespaces of `pid` that differ from ours, as CLONE_NEW* flags.
+int differing_namespaces(pid_t pid, const Spec& spec) {
+  int flags = 0;
+  for (const auto& ns : spec.linux.namespaces) {
+    std::string name(namespace_proc_name(ns.type));
+    struct stat a {}, b {};
+    if (::stat(("/proc/" + std::to_string(pid) + "/ns/" + name).c_str(), &a) != 0) continue;
+    if (::stat(("/proc/self/ns/" + name).c_str(), &b) != 0) continue;
+    if (a.st_ino != b.st_ino || a.st_dev != b.st_dev) flags |= namespace_clone_flag(ns.type);
+  }
+  return flags;
+}
+
+}  // namespace
+
+Result<int> exec_container(const RuntimeContext& ctx, const ExecOptions& opts) {
+  StateStore store(ctx.root);
+  ASSIGN_OR_RETURN(ContainerState st, store.load(opts.id));
+  ContainerStatus status = current_status(store, st);
+  if (status != ContainerStatus::kRunning && status != ContainerStatus::kCreated) {
+    return Error("cannot exec in container \"" + opts.id + "\": it is " + std::string(status_name(status)));
+  }
+  ASSIGN_OR_RETURN(Spec spec, detail::load_saved_spec(store, opts.id));
+  Process proc = spec.process ? *spec.process : Process{};
+  if (!opts.process_json.empty()) {
+    ASSIGN_OR_RETURN(proc, parse_process(opts.process_json));
+  } else {
+    if (opts.args.empty()) return Error("exec: no command given (pass arguments or --process)");
+    proc.args = opts.args;
+    proc.terminal = opts.tty;
+    for (const auto& e : opts.env) {
+      if (e.find('=') == std::string::npos) return Error("--env " + e + ": expected KEY=VALUE");
+      std::string key = e.substr(0, e.find('=') + 1);
+      std::erase_if(proc.env, [&](const std::string& x) { return x.rfind(key, 0) == 0; });
+      proc.env.push_back(e);
+    }
+    if (!opts.cwd.empty()) proc.cwd = opts.cwd;
+    if (!opts.user.empty()) {
+      ASSIGN_OR_RETURN(auto ug, parse_user(opts.user));
+      proc.user.uid = ug.first;
+      proc.user.gid = ug.second;
+    }
+    for (const auto& g : opts.additional_gids) {
+      auto v = str::parse_uint(g);
+      if (!v) return Error("--additional-gids " + g + ": expected a number");
+      proc.user.additional_gids.push_back(static_cast<uint32_t>(*v));
+    }
+    for (const auto& cap : opts.cap_add) {
+      auto n = capability_from_name(cap);
+      if (!n) return Error("--cap " + cap + ": unknown capability");
+      if (!proc.capabilities) proc.capabilities = Capabilities{};
+      for (auto* set : {&proc.capabilities->bounding, &proc.capabilities->effective,
+                        &proc.capabilities->permitted, &proc.capabilities->inheritable}) {
+        set->push_back(*n);
+      }
+    }
+    if (opts.no_new_privs) proc.no_new_privileges = true;
+  }
+  if (proc.terminal && opts.console_socket.empty() && opts.detach) {
+    return Error("exec: a terminal (-t) with --detach needs --console-socket");
+  }
+
+  // Reuse the init plan's process half: the rootfs part stays unused.
+  Spec pspec;
+  pspec.process = proc;
+  pspec.linux.seccomp = spec.linux.seccomp;
+  pspec.linux.namespaces = spec.linux.namespaces;
+  InitPlan plan;
+  {
+    plan.args = proc.args;
+    plan.env = proc.env;
+    plan.path_env = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (const auto& e : proc.env)
+      if (e.rfind("PATH=", 0) == 0) plan.path_env = e.substr(5);
+    plan.cwd = proc.cwd;
+    plan.uid = proc.user.uid;
+    plan.gid = proc.user.gid;
+    plan.additional_gids.assign(proc.user.additional_gids.begin(), proc.user.additional_gids.end());
+    if (proc.user.umask) plan.umask = static_cast<mode_t>(*proc.user.umask);
+    plan.rlimits = proc.rlimits;
+    plan.caps = plan_capabilities(proc.capabilities);
+    plan.no_new_privs = proc.no_new_privileges;
+    if (spec.linux.seccomp) {
+      auto prog = compile_seccomp(*spec.linux.seccomp);
+      if (!prog) return std::move(prog).error().context("linux.seccomp");
+      plan.seccomp = std::move(*prog);
+    }
+    plan.terminal = proc.terminal;
+    if (proc.console_size) {
+      plan.console_rows = static_cast<unsigned short>(proc.console_size->height);
+      plan.console_cols = static_cast<unsigned short>(proc.console_size->width);
+    }
+    plan.preserve_fds = opts.preserve_fds;
+    plan.in_userns = spec.linux.has_namespace(NamespaceType::kUser);
+    // In a user namespace whose setgroups is denied (rootless), groups cannot be changed.
+    auto sg = fs::read_file("/proc/" + std::to_string(st.pid) + "/setgroups");
+    plan.setgroups_allowed = !(sg && str::trim(*sg) == "deny");
+  }
+
+  UniqueFd console;
+  UniqueFd proxy;
+  if (!opts.console_socket.empty()) {
+    ASSIGN_OR_RETURN(console, detail::connect_console_socket(opts.console_socket));
+  } else if (proc.terminal) {
+    int sp[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) return Error::sys("socketpair");
+    proxy.reset(sp[0]);
+    console.reset(sp[1]);
+  }
+  plan.console_fd = console.get();
+
+  UniqueFd target(static_cast<int>(::syscall(SYS_pidfd_open, st.pid, 0)));
+  if (!target) return Error::sys("open container " + opts.id + " init " + std::to_string(st.pid));
+  int ns_flags = differing_namespaces(st.pid, spec);
+  int sp[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0) return Error::sys("socketpair");
+  UniqueFd parent_sock(sp[0]), child_sock(sp[1]);
+  plan.sync_fd = child_sock.get();
+  finalize_plan(plan);
+  // pid and time namespaces take effect for children: enter them here, before forking.
+  int for_children = ns_flags & (CLONE_NEWPID | CLONE_NEWTIME);
+  if (for_children != 0 && ::setns(target.get(), for_children) != 0)
+    return Error::sys("enter pid namespace of container " + opts.id);
+  pid_t pid = ::fork();
+  if (pid < 0) return Error::sys("fork");
+  if (pid == 0) {
+    ::close(parent_sock.get());
+    if (proxy) ::close(proxy.get());
+    run_exec_child(plan, target.get(), ns_flags & ~for_children);
+  }
+  child_sock.reset();
+  console.reset();
+  Cleanup kill_child([&] {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  });
+  if (!st.cgroup_skipped) {
+    auto cg = open_cgroup_manager(st.cgroup_version, st.cgroup_paths, st.cgroup_skipped);
+    TRY_CTX(cg->add_process(pid), "add exec process to the cgroup of container " + opts.id);
+  }
+  SyncMsg go;
+  go.type = SyncType::kGo;
+  if (!sync_send(parent_sock.get(), go)) return Error::sys("signal exec process");
+  UniqueFd master;
+  if (proxy) {
+    ASSIGN_OR_RETURN(int m, detail::receive_pty_master(proxy.get()));
+    master.reset(m);
+  }
+  for (bool ready = false;;) {
+    SyncMsg m;
+    int r = sync_recv(parent_sock.get(), &m);
+    if (r < 0) return Error::sys("read from exec process", -r);
+    if (r == 0) {
+      if (!ready) return Error("exec process exited before reporting");
+      break;  // EOF after kReady: the socket closed on exec
+    }
+    if (m.type == SyncType::kFailure) {
+      std::string what = m.failure.step;
+      if (m.failure.detail[0] != '\0') what += std::string(" ") + m.failure.detail;
+      return Error(what, m.failure.err).context("exec in container " + opts.id);
+    }
+    if (m.type == SyncType::kReady) ready = true;
+  }
+  kill_child.cancel();
+  TRY(detail::write_pid_file(opts.pid_file, pid));
+  if (opts.detach) return 0;
+  return detail::wait_foreground(pid, master.get());
+}
+
+Result<Resources> parse_resources(std::string_view json_text) {
+  std::string wrapped = R"({"ociVersion":"1.1.0","root":{"path":"rootfs"},"linux":{"resources":)" +
+                        std::string(json_text) + "}}";
+  auto spec = parse_spec(wrapped);
+  if (!spec) return std::move(spec).error().context("resources");
+  if (!spec->linux.resources) return Resources{};
+  return *spec->linux.resources;
+}
+
+std::string features_json() {
+  nlohmann::json j;
+  j["ociVersionMin"] = "1.0.0";
+  j["ociVersionMax"] = "1.1.0";
+  j["hooks"] = {"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"};
+  j["mountOptions"] = {"acl", "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
+                       "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
+                       "nostrictatime", "nosuid", "nosymfollow", "private", "rbind", "relatime", "remount",
+                       "ro", "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "slave",
+                       "strictatime", "suid", "symfollow", "sync", "unbindable"};
+  nlohmann::json linux;
+  linux["namespaces"] = {"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"};
+  linux["capabilities"] = all_capability_names();
+  linux["cgroup"] = {{"v1", true}, {"v2", true}, {"systemd", false}, {"systemdUser", false}, {"rdma", false}};
+  linux["seccomp"] = {
+      {"enabled", true},
+      {"actions",
+       {"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD",
+        "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"}},
+      {"operators",
+       {"SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ",
+        "SCMP_CMP_NE"}},
+      {"archs", {"SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"}},
+      {"supportedFlags", {"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"}}};
+  linux["apparmor"] = {{"enabled", false}};
+  linux["selinux"] = {{"enabled", false}};
+  linux["intelRdt"] = {{"enabled", false}};
+  j["linux"] = linux;
+  j["annotations"] = {{"org.strata.runtime.version", "0.1.0"}};
+  return j.dump(2);
+}
+
+}  // namespace strata::oci
