@@ -9,7 +9,7 @@ BUILD_PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 TEST_PKGS=(
-  busybox-static runc crun podman qemu-system-x86 cpio jq iproute2 procps
+  busybox-static runc crun podman netavark aardvark-dns qemu-system-x86 cpio jq iproute2 procps
   hyperfine linux-perf strace uidmap
 )
 
