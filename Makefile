@@ -30,7 +30,7 @@ asan: deps
 fuzz: deps
 	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_FUZZ=ON \
 	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
-	ninja -C $(FUZZ_BUILD) -j $(JOBS)
+	ninja -C $(FUZZ_BUILD) -j $(JOBS) fuzzers
 	bash scripts/run-fuzzers.sh $(FUZZ_BUILD)/bin $(FUZZ_SECONDS)
 
 demo: build

@@ -42,12 +42,12 @@ static Status write_all(int fd, std::string_view data, const std::string& path) 
   return ok();
 }
 
-Status write_file_atomic(const std::string& path, std::string_view data, mode_t mode) {
+Status write_file_atomic(const std::string& path, std::string_view data, mode_t mode, bool durable) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
   if (!fd) return Error::sys("create " + tmp);
   Status st = write_all(fd.get(), data, tmp);
-  if (st.ok() && ::fsync(fd.get()) != 0) st = Error::sys("fsync " + tmp);
+  if (st.ok() && durable && ::fsync(fd.get()) != 0) st = Error::sys("fsync " + tmp);
   fd.reset();
   if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = Error::sys("rename " + tmp + " to " + path);
   if (!st.ok()) ::unlink(tmp.c_str());

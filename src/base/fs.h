@@ -14,8 +14,10 @@ namespace strata::fs {
 
 Result<std::string> read_file(const std::string& path);
 // Writes `data` to path through a temporary and rename(2): readers see the old or the new
-// content, never a partial one.
-Status write_file_atomic(const std::string& path, std::string_view data, mode_t mode = 0644);
+// content, never a partial one. `durable` adds an fsync before the rename, for files that
+// must survive a power loss (state under /run does not need it).
+Status write_file_atomic(const std::string& path, std::string_view data, mode_t mode = 0644,
+                         bool durable = false);
 // Writes to an existing file (cgroup and proc files): one write(2), no truncation games.
 Status write_file(const std::string& path, std::string_view data);
 Status mkdir_p(const std::string& path, mode_t mode = 0755);

@@ -123,8 +123,30 @@ Result<Spec> load_saved_spec(const StateStore& store, const std::string& id) {
   return parse_spec(text);
 }
 
+// Per-phase timings of create, printed with --debug so that a slowdown names its step
+// (STYLE.md section 13).
+class PhaseTimer {
+ public:
+  void mark(const char* phase) {
+    auto now = std::chrono::steady_clock::now();
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(now - last_).count();
+    if (!text_.empty()) text_ += ", ";
+    text_ += std::string(phase) + " " + std::to_string(us) + "us";
+    last_ = now;
+  }
+  std::string summary() const {
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(last_ - start_).count();
+    return std::to_string(us) + "us (" + text_ + ")";
+  }
+
+ private:
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_ = start_;
+  std::string text_;
+};
+
 Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts) {
   auto log = log::get("runtime");
+  PhaseTimer timer;
   TRY(validate_id(opts.id));
   if (ctx.systemd_cgroup && !fs::is_dir("/run/systemd/system")) {
     return Error("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use the "
@@ -147,6 +169,7 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   if (!parsed) return std::move(parsed).error().context("bundle " + bundle + " config.json");
   Spec& spec = *parsed;
   for (const auto& w : spec.warnings) log->warn("container {}: {}", opts.id, w);
+  timer.mark("config");
   bool rootless = ::geteuid() != 0;
   bool new_userns = false;
   if (const Namespace* u = spec.linux.find_namespace(NamespaceType::kUser); u && u->path.empty()) {
@@ -171,6 +194,7 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
     res.devices = device_rules(spec);
     TRY_CTX(cgroup->apply(res), "set cgroup limits");
   }
+  timer.mark("cgroup");
 
   UniqueFd console;
   if (opts.console_fd >= 0) {
@@ -225,6 +249,7 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   ca.flags = static_cast<uint64_t>(plan.clone_flags) | CLONE_PIDFD;
   ca.pidfd = reinterpret_cast<uint64_t>(&pidfd);
   ca.exit_signal = SIGCHLD;
+  timer.mark("plan");
   long pid = ::syscall(SYS_clone3, &ca, sizeof ca);
   if (pid < 0) return Error::sys("clone3 the container init (namespaces " + std::to_string(plan.clone_flags) + ")");
   if (pid == 0) {
@@ -233,6 +258,7 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   c.pid = static_cast<pid_t>(pid);
   c.pidfd.reset(pidfd);
   c.is_child = true;
+  timer.mark("clone");
   child_sock.reset();
   fifo_fd.reset();
   console.reset();
@@ -263,11 +289,13 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   st.annotations = spec.annotations;
   TRY(store.save_config(opts.id, *config_text));
 
+  timer.mark("join-cgroup");
   SyncMsg go;
   go.type = SyncType::kGo;
   if (!sync_send(parent_sock.get(), go)) return Error::sys("signal container init");
   ASSIGN_OR_RETURN(SyncMsg mr, expect(parent_sock.get(), SyncType::kMountsReady, c));
   (void)mr;
+  timer.mark("rootfs");
   st.pid = c.pid;
   st.pid_start_time = process_start_time(c.pid);
   TRY(store.save(st));
@@ -280,12 +308,14 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   std::string started = state_json(st, ContainerStatus::kRunning, false);
   if (::send(parent_sock.get(), started.data(), started.size(), MSG_NOSIGNAL) < 0)
     return Error::sys("send state to container init");
+  timer.mark("hooks");
   TRY(expect(parent_sock.get(), SyncType::kReady, c));
+  timer.mark("pivot+process");
 
   kill_init.cancel();
   remove_cgroup.cancel();
   remove_state.cancel();
-  log->debug("container {}: created, init pid {}", opts.id, c.pid);
+  log->debug("container {}: created, init pid {}, in {}", opts.id, c.pid, timer.summary());
   return c;
 }
 
@@ -350,8 +380,7 @@ Status create_container(const RuntimeContext& ctx, const CreateOptions& opts) {
 
 Status start_container(const RuntimeContext& ctx, const std::string& id) {
   StateStore store(ctx.root);
-  TRY(validate_id(id));
-  ASSIGN_OR_RETURN(UniqueFd lock, store.lock(id));
+  ASSIGN_OR_RETURN(UniqueFd lock, store.lock_existing(id));
   ASSIGN_OR_RETURN(ContainerState st, store.load(id));
   ContainerStatus status = current_status(store, st);
   if (status != ContainerStatus::kCreated) {
@@ -384,8 +413,11 @@ Status kill_container(const RuntimeContext& ctx, const std::string& id, int sig,
 
 Status delete_container(const RuntimeContext& ctx, const std::string& id, bool force) {
   StateStore store(ctx.root);
-  TRY(validate_id(id));
-  ASSIGN_OR_RETURN(UniqueFd lock, store.lock(id));
+  auto lock = store.lock_existing(id);
+  if (!lock) {
+    if (force && lock.error().err() == ENOENT) return ok();  // runc: delete --force of nothing succeeds
+    return std::move(lock).error();
+  }
   auto st = store.load(id);
   if (!st) {
     if (force && st.error().err() == ENOENT) return ok();  // runc: delete --force of nothing succeeds
@@ -429,7 +461,7 @@ Result<std::vector<pid_t>> container_pids(const RuntimeContext& ctx, const std::
 
 Status update_container(const RuntimeContext& ctx, const std::string& id, const Resources& res) {
   StateStore store(ctx.root);
-  ASSIGN_OR_RETURN(UniqueFd lock, store.lock(id));
+  ASSIGN_OR_RETURN(UniqueFd lock, store.lock_existing(id));
   ASSIGN_OR_RETURN(ContainerState st, store.load(id));
   if (current_status(store, st) == ContainerStatus::kStopped)
     return Error("cannot update container \"" + id + "\": it is stopped");

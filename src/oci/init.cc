@@ -254,6 +254,13 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
   if (r < 0) die(plan, step, -r);
   if (plan.umask) ::umask(*plan.umask);
   if (::chdir(plan.cwd.c_str()) != 0) die(plan, "chdir to cwd", errno, plan.cwd.c_str());
+  {
+    // A cwd such as /proc/self/fd/N reaches whatever fd N is, even a host directory
+    // (CVE-2024-21626): the kernel's getcwd names a directory outside our root "(unreachable)...".
+    char wd[PATH_MAX];
+    if (::syscall(SYS_getcwd, wd, sizeof wd) < 0 || wd[0] != '/')
+      die(plan, "chdir to cwd", EPERM, plan.cwd.c_str(), "is outside the container's root");
+  }
   if (plan.no_new_privs && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die(plan, "set no_new_privs", errno);
   // --preserve-fds: 3..3+N-1 stay open across exec; nothing else of ours may leak in
   // (CVE-2024-21626: every other fd is close-on-exec from here on).
@@ -279,6 +286,9 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   // The state lock in particular: flock() belongs to the open file, which we share until exec.
   for (int fd : plan.close_fds) ::close(fd);
+  // Whatever else the runtime inherited must not reach the container's hooks or process
+  // (CVE-2024-21626); our own fds stay usable until exec.
+  ::syscall(SYS_close_range, 3 + plan.preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
   wait_for(plan, SyncType::kGo);
   if (plan.new_userns) {
     // The parent has written our id maps: become the namespace's root (if mapped).
@@ -323,12 +333,6 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
     die(plan, "sethostname", errno, plan.hostname.c_str());
   if (plan.set_domainname && ::setdomainname(plan.domainname.data(), plan.domainname.size()) != 0)
     die(plan, "setdomainname", errno, plan.domainname.c_str());
-  for (const auto& [path, value] : plan.sysctl) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) die(plan, "open sysctl", errno, path.c_str());
-    if (::write(fd, value.data(), value.size()) < 0) die(plan, "write sysctl", errno, path.c_str());
-    ::close(fd);
-  }
   if (plan.terminal && plan.console_fd >= 0) set_console(plan);
   apply_rlimits(plan);
   char exe[PATH_MAX];
@@ -355,6 +359,7 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
 [[noreturn]] void run_exec_child(InitPlan& plan, int target_pidfd, int setns_flags) {
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   for (int fd : plan.close_fds) ::close(fd);
+  ::syscall(SYS_close_range, 3 + plan.preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
   wait_for(plan, SyncType::kGo);
   // One setns() with a pidfd enters every namespace at once, user namespace first (the
   // kernel orders them), and moves our root and cwd into the container's mount namespace.

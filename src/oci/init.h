@@ -30,6 +30,8 @@ struct MountStep {
   unsigned long clear_flags = 0;  // flags the options cleared explicitly (rw, suid, ...)
   unsigned long propagation = 0;
   bool recursive = false;    // rbind
+  uint64_t rec_attr_set = 0;  // MOUNT_ATTR_* applied to the whole subtree (rro, rnosuid, ...)
+  uint64_t rec_attr_clr = 0;
   bool source_is_file = false;
   // Cgroup mounts on v1: one bind per hierarchy, "memory" -> host dir of the container cgroup.
   std::vector<std::pair<std::string, std::string>> cgroup_binds;

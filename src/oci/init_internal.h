@@ -14,7 +14,7 @@ namespace strata::oci::init_detail {
 
 // Makes the container's mount tree under plan.rootfs (before pivot_root).
 void setup_rootfs(const InitPlan& plan);
-// pivot_root (or MS_MOVE+chroot), then masked/readonly paths and the read-only root.
+// pivot_root (or MS_MOVE+chroot), sysctl, then masked/readonly paths and the read-only root.
 void finish_rootfs(const InitPlan& plan);
 // Opens `path` (absolute, inside the container) relative to rootfd without leaving it,
 // creating missing directories (and the last component as a file when `file`).

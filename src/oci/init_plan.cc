@@ -33,7 +33,10 @@ Result<MountStep> plan_mount(const Mount& m, size_t index, const Spec& spec, con
   s.flags = m.flags;
   s.clear_flags = m.clear_flags;
   s.propagation = m.propagation;
+  s.rec_attr_set = m.rec_attr_set;
+  s.rec_attr_clr = m.rec_attr_clr;
   std::string field = "mounts[" + std::to_string(index) + "] (" + m.destination + ")";
+  if (m.tmpcopyup) return Error(field + ": the tmpcopyup option is not supported yet");
   if (m.is_bind()) {
     s.kind = MountStep::Kind::kBind;
     s.recursive = (m.flags & MS_REC) != 0;

@@ -116,6 +116,17 @@ void mount_one(const InitPlan& plan, int rootfd, const MountStep& m) {
       break;
     }
   }
+  if (m.rec_attr_set != 0 || m.rec_attr_clr != 0) {
+    // rro, rnosuid, ...: mount_setattr(2) with AT_RECURSIVE reaches every submount of an rbind,
+    // which a MS_REMOUNT cannot.
+    int afd = open_in_root(rootfd, dest, false, false, plan);
+    struct mount_attr attr {};
+    attr.attr_set = m.rec_attr_set;
+    attr.attr_clr = m.rec_attr_clr;
+    if (::syscall(SYS_mount_setattr, afd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0)
+      die(plan, "mount_setattr (recursive options)", errno, dest);
+    ::close(afd);
+  }
   if (m.propagation != 0) {
     int pfd = open_in_root(rootfd, dest, false, false, plan);
     char pp[64];
@@ -258,6 +269,13 @@ void finish_rootfs(const InitPlan& plan) {
   }
   if (::chdir("/") != 0) die(plan, "chdir /", errno);
 
+  // Before the read-only and masked paths below: /proc/sys is usually one of them.
+  for (const auto& [path, value] : plan.sysctl) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) die(plan, "open sysctl", errno, path.c_str());
+    if (::write(fd, value.data(), value.size()) < 0) die(plan, "write sysctl", errno, path.c_str());
+    ::close(fd);
+  }
   for (const auto& p : plan.masked_paths) {
     struct stat st {};
     if (::stat(p.c_str(), &st) != 0) {

@@ -16,6 +16,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -187,8 +188,14 @@ Result<int> run_container(const RuntimeContext& ctx, const CreateOptions& in, bo
   }
   TRY(detail::write_pid_file(opts.pid_file, c->pid));
   if (detach) return 0;
+  auto t0 = std::chrono::steady_clock::now();
   int code = detail::wait_foreground(c->pid, master.get());
+  auto t1 = std::chrono::steady_clock::now();
   Status d = detail::destroy_impl(store, *st, &*spec);
+  auto t2 = std::chrono::steady_clock::now();
+  log::get("runtime")->debug("container {}: ran {}us, deleted in {}us", opts.id,
+                             std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count(),
+                             std::chrono::duration_cast<std::chrono::microseconds>(t2 - t1).count());
   if (!d.ok()) log::get("runtime")->warn("container {}: {}", opts.id, d.error().to_string());
   return code;
 }

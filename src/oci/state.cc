@@ -57,6 +57,12 @@ Result<UniqueFd> StateStore::lock(const std::string& id) const {
   return fd;
 }
 
+Result<UniqueFd> StateStore::lock_existing(const std::string& id) const {
+  TRY(validate_id(id));
+  if (!fs::is_dir(dir(id))) return Error("container \"" + id + "\" does not exist", ENOENT);
+  return lock(id);
+}
+
 static json to_json(const ContainerState& st) {
   json j;
   j["id"] = st.id;

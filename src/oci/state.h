@@ -51,6 +51,9 @@ class StateStore {
   // Takes the per-container lock (blocking). The lock file lives beside the state dir so it
   // can be taken before the dir exists and kept while it is removed.
   Result<UniqueFd> lock(const std::string& id) const;
+  // lock() for commands on an existing container: checks the id and refuses (ENOENT) an unknown
+  // one before creating a lock file, so that asking about it leaves nothing under the root.
+  Result<UniqueFd> lock_existing(const std::string& id) const;
   Status save(const ContainerState& st) const;
   Result<ContainerState> load(const std::string& id) const;
   Status save_config(const std::string& id, const std::string& config_json) const;
