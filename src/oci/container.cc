@@ -187,7 +187,23 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   cgc.id = opts.id;
   cgc.rootless = rootless;
   ASSIGN_OR_RETURN(auto cgroup, make_cgroup_manager(cgc));
+  // Record the container before anything else can outlive us: if this process is killed
+  // from here on, `delete` finds the cgroup in this state (pid 0 reads as stopped).
+  ContainerState st;
+  st.id = opts.id;
+  st.bundle = bundle;
+  st.created = now_rfc3339();
+  st.owner_uid = ::geteuid();
+  st.cgroup_version = cgroup->version();
+  st.cgroup_paths = cgroup->paths();
+  st.rootless = rootless;
+  st.annotations = spec.annotations;
+  TRY(store.save(st));
   TRY_CTX(cgroup->create(), "create cgroup");
+  if (cgroup->skipped()) {
+    st.cgroup_skipped = true;
+    TRY(store.save(st));
+  }
   Cleanup remove_cgroup([&] { (void)cgroup->destroy(); });
   if (spec.linux.resources) {
     Resources res = *spec.linux.resources;
@@ -195,6 +211,7 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
     TRY_CTX(cgroup->apply(res), "set cgroup limits");
   }
   timer.mark("cgroup");
+
 
   UniqueFd console;
   if (opts.console_fd >= 0) {
@@ -276,17 +293,7 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
             "process.oomScoreAdj");
   }
 
-  ContainerState st;
-  st.id = opts.id;
-  st.bundle = bundle;
   st.rootfs = plan.rootfs;
-  st.created = now_rfc3339();
-  st.owner_uid = ::geteuid();
-  st.cgroup_version = cgroup->version();
-  st.cgroup_paths = cgroup->paths();
-  st.cgroup_skipped = cgroup->skipped();
-  st.rootless = rootless;
-  st.annotations = spec.annotations;
   TRY(store.save_config(opts.id, *config_text));
 
   timer.mark("join-cgroup");
@@ -420,6 +427,10 @@ Status delete_container(const RuntimeContext& ctx, const std::string& id, bool f
   }
   auto st = store.load(id);
   if (!st) {
+    if (st.error().err() == ENOENT && fs::is_dir(store.dir(id))) {
+      // A create killed before its first state write: nothing but the directory exists yet.
+      return store.remove(id);
+    }
     if (force && st.error().err() == ENOENT) return ok();  // runc: delete --force of nothing succeeds
     return std::move(st).error();
   }
