@@ -264,7 +264,7 @@ int run_runtime_cli(const std::vector<std::string>& in_args, const std::vector<s
       return s.ok() ? 0 : fail(s.error().context("create container " + copts.id));
     }
     if (run != nullptr && *run) {
-      auto r = oci::run_container(ctx, copts, detach);
+      auto r = oci::run_container(ctx, copts, detach, keep);
       if (!r) return fail(r.error().context("run container " + copts.id));
       return *r;
     }
@@ -371,11 +371,12 @@ int run_runtime_cli(const std::vector<std::string>& in_args, const std::vector<s
       auto mems = size_opt(memory_swap, "--memory-swap");
       for (auto* r : {&mem, &memr, &mems})
         if (!r->ok()) return fail(r->error());
-      if (**mem || **memr || **mems) {
+      // *mem is the optional (given or not); **mem its value.
+      if (*mem || *memr || *mems) {
         if (!res.memory) res.memory = oci::MemoryResources{};
-        if (**mem) res.memory->limit = **mem;
-        if (**memr) res.memory->reservation = **memr;
-        if (**mems) res.memory->swap = **mems;
+        if (*mem) res.memory->limit = **mem;
+        if (*memr) res.memory->reservation = **memr;
+        if (*mems) res.memory->swap = **mems;
       }
       if (cpu_shares || cpu_quota || cpu_period || cpu_rt_runtime || cpu_rt_period || !cpuset_cpus.empty() ||
           !cpuset_mems.empty()) {

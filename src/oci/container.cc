@@ -43,6 +43,10 @@ std::vector<DeviceRule> device_rules(const Spec& spec) {
   auto allow = [&](char type, int64_t major, std::optional<int64_t> minor) {
     rules.push_back(DeviceRule{true, type, major, minor, "rwm"});
   };
+  // mknod of any node is allowed (using it is still filtered), so that linux.devices entries
+  // can be created, as runc's defaults do.
+  rules.push_back(DeviceRule{true, 'c', std::nullopt, std::nullopt, "m"});
+  rules.push_back(DeviceRule{true, 'b', std::nullopt, std::nullopt, "m"});
   allow('c', 1, 3);
   allow('c', 1, 5);
   allow('c', 1, 7);

@@ -33,9 +33,10 @@ struct CreateOptions {
 
 Status create_container(const RuntimeContext& ctx, const CreateOptions& opts);
 Status start_container(const RuntimeContext& ctx, const std::string& id);
-// `run`: create + start, then (unless detach) wait, forward signals, delete; returns the exit
-// code the way runc does (the process's status, 128+N for death by signal N).
-Result<int> run_container(const RuntimeContext& ctx, const CreateOptions& opts, bool detach);
+// `run`: create + start, then (unless detach) wait, forward signals, delete (unless keep: the
+// stopped container stays, as with runc's --keep); returns the exit code the way runc does (the
+// process's status, 128+N for death by signal N).
+Result<int> run_container(const RuntimeContext& ctx, const CreateOptions& opts, bool detach, bool keep = false);
 Result<std::string> container_state_json(const RuntimeContext& ctx, const std::string& id);
 Status kill_container(const RuntimeContext& ctx, const std::string& id, int sig, bool all);
 Status delete_container(const RuntimeContext& ctx, const std::string& id, bool force);

@@ -149,7 +149,7 @@ int wait_foreground(pid_t pid, int master_fd) {
 
 }  // namespace detail
 
-Result<int> run_container(const RuntimeContext& ctx, const CreateOptions& in, bool detach) {
+Result<int> run_container(const RuntimeContext& ctx, const CreateOptions& in, bool detach, bool keep) {
   CreateOptions opts = in;
   UniqueFd proxy, proxy_child;
   {
@@ -191,6 +191,7 @@ Result<int> run_container(const RuntimeContext& ctx, const CreateOptions& in, bo
   auto t0 = std::chrono::steady_clock::now();
   int code = detail::wait_foreground(c->pid, master.get());
   auto t1 = std::chrono::steady_clock::now();
+  if (keep) return code;
   Status d = detail::destroy_impl(store, *st, &*spec);
   auto t2 = std::chrono::steady_clock::now();
   log::get("runtime")->debug("container {}: ran {}us, deleted in {}us", opts.id,
