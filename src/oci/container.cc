@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -205,6 +206,9 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   TRY(store.save(st));
   TRY_CTX(cgroup->create(), "create cgroup");
   if (cgroup->skipped()) {
+    log->warn("container {}: running without a cgroup: the cgroup hierarchy is not delegated to uid {} "
+              "(resource limits, pause/resume and kill --all are unavailable)",
+              opts.id, ::geteuid());
     st.cgroup_skipped = true;
     TRY(store.save(st));
   }
@@ -339,8 +343,14 @@ Status start_impl(const StateStore& store, const ContainerState& st, const Spec&
   }
   char one = '0';
   if (::write(fd.get(), &one, 1) != 1) return Error::sys("write " + fifo);
-  fd.reset();
   ::unlink(fifo.c_str());
+  // runtime-spec: poststart hooks run after the user's process has been executed. The init holds
+  // the only reading end of exec.fifo (close-on-exec) until its exec, or its death: then our
+  // writing end sees POLLERR.
+  struct pollfd pfd {fd.get(), 0, 0};
+  while (::poll(&pfd, 1, -1) < 0 && errno == EINTR) {
+  }
+  fd.reset();
   Status hooks = run_hooks(spec.hooks.poststart, "poststart", state_json(st, ContainerStatus::kRunning, false));
   if (!hooks.ok()) {
     // runtime-spec: a failing poststart hook is logged and the lifecycle continues.

@@ -53,8 +53,10 @@ void die(const InitPlan& plan, const char* step, int err, const char* d1, const 
       buf_append(line, sizeof line, " ");
       buf_append(line, sizeof line, m.failure.detail);
     }
-    buf_append(line, sizeof line, ": ");
-    buf_append(line, sizeof line, strerrordesc_np(err) != nullptr ? strerrordesc_np(err) : "error");
+    if (err != 0) {
+      buf_append(line, sizeof line, ": ");
+      buf_append(line, sizeof line, strerrordesc_np(err) != nullptr ? strerrordesc_np(err) : "error");
+    }
     buf_append(line, sizeof line, "\n");
     ssize_t w = ::write(2, line, ::strlen(line));
     (void)w;
@@ -212,7 +214,14 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
       ::nanosleep(&ts, nullptr);
       ++waited_ms;
     }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) die(plan, kind, ECHILD, h.path.c_str(), "failed");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      // Said like the runtime's own hooks (hooks.cc): how it ended, no errno.
+      char how[48] = {};
+      buf_append(how, sizeof how, WIFEXITED(status) ? "exited with status " : "killed by signal ");
+      int code = WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status);
+      buf_append_u64(how, sizeof how, static_cast<uint64_t>(code));
+      die(plan, kind, 0, h.path.c_str(), how);
+    }
   }
 }
 
@@ -281,15 +290,17 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
 }  // namespace
 
 [[noreturn]] void run_init(InitPlan& plan) {
-  // Until exec, /proc/<pid>/exe of this process is the runtime binary: non-dumpable keeps
-  // processes in the container from opening it (the CVE-2019-5736 class).
-  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   // The state lock in particular: flock() belongs to the open file, which we share until exec.
   for (int fd : plan.close_fds) ::close(fd);
   // Whatever else the runtime inherited must not reach the container's hooks or process
   // (CVE-2024-21626); our own fds stay usable until exec.
   ::syscall(SYS_close_range, 3 + plan.preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
   wait_for(plan, SyncType::kGo);
+  // Until exec, /proc/<pid>/exe of this process is the runtime binary: non-dumpable keeps
+  // processes in the container from opening it (the CVE-2019-5736 class). Not before kGo: a
+  // non-dumpable process's /proc files belong to root, and an unprivileged runtime could no
+  // longer write our uid_map and gid_map. No container process exists before kGo.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   if (plan.new_userns) {
     // The parent has written our id maps: become the namespace's root (if mapped).
     ::setresgid(0, 0, 0);
@@ -300,6 +311,12 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
     ::close(fd);
   }
   if (plan.unshare_flags != 0 && ::unshare(plan.unshare_flags) != 0) die(plan, "unshare namespaces", errno);
+  if (!plan.time_offsets.empty()) {
+    int fd = ::open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ::write(fd, plan.time_offsets.data(), plan.time_offsets.size()) < 0)
+      die(plan, "write linux.timeOffsets to /proc/self/timens_offsets", errno);
+    ::close(fd);
+  }
   if (plan.second_fork) {
     // A pid or time namespace applies to children only: the real init is our child.
     pid_t pid = ::fork();
@@ -350,7 +367,8 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
       n = ::read(plan.fifo_fd, &c, 1);
     } while (n < 0 && errno == EINTR);
     if (n != 1) die(plan, "wait for start", n < 0 ? errno : EPIPE);
-    ::close(plan.fifo_fd);
+    // fifo_fd stays open (close-on-exec) until the exec: `start` waits for it to go before it
+    // runs the poststart hooks.
   }
   run_hooks_in_child(plan, plan.start_container_hooks, "startContainer hook");
   finish_process(plan, exe);

@@ -57,6 +57,7 @@ struct InitPlan {
   int clone_flags = 0;    // new namespaces created by clone3 (never CLONE_NEWCGROUP: see init.cc)
   int unshare_flags = 0;  // new namespaces the child unshares after kGo
   bool second_fork = false;  // a pid/time namespace had to be unshared by the child
+  std::string time_offsets;  // /proc/self/timens_offsets content, written after the unshare
   std::vector<std::pair<int, int>> join;  // (fd, CLONE_NEW*) entered with setns by the child
   bool new_userns = false;
   bool in_userns = false;  // new or joined user namespace

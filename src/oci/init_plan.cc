@@ -146,6 +146,19 @@ Result<InitPlan> build_init_plan(const Spec& spec, const InitOptions& opts) {
       plan.clone_flags |= flag;
     }
   }
+  if (!spec.linux.time_offsets.empty()) {
+    // linux.timeOffsets can only be written before any process is in the time namespace, and
+    // clone3 would put the child there at once: the child unshares it, writes the offsets and
+    // forks the real init into it. A pid namespace moves along, or the short-lived child would
+    // be its init.
+    plan.clone_flags &= ~(CLONE_NEWTIME | CLONE_NEWPID);
+    plan.unshare_flags |= CLONE_NEWTIME;
+    if (spec.linux.find_namespace(NamespaceType::kPid) != nullptr &&
+        spec.linux.find_namespace(NamespaceType::kPid)->path.empty())
+      plan.unshare_flags |= CLONE_NEWPID;
+    for (const auto& [clock, secs] : spec.linux.time_offsets)
+      plan.time_offsets += clock + " " + std::to_string(secs) + " 0\n";
+  }
   if ((plan.unshare_flags & (CLONE_NEWPID | CLONE_NEWTIME)) != 0) plan.second_fork = true;
   plan.new_mountns = spec.linux.has_namespace(NamespaceType::kMount);
   if (!plan.new_mountns) return Error("linux.namespaces: a mount namespace is required");

@@ -337,6 +337,12 @@ Result<int> exec_container(const RuntimeContext& ctx, const ExecOptions& opts) {
   finalize_plan(plan);
   // pid and time namespaces take effect for children: enter them here, before forking.
   int for_children = ns_flags & (CLONE_NEWPID | CLONE_NEWTIME);
+  // The kernel also wants CAP_SYS_ADMIN in our own user namespace for that, which an unprivileged
+  // runtime only has once it is in the container's: it joins that one too (setns orders the user
+  // namespace first), and the child has one namespace less to enter.
+  if (for_children != 0 && ::geteuid() != 0 && (ns_flags & CLONE_NEWUSER) != 0) {
+    for_children |= CLONE_NEWUSER;
+  }
   if (for_children != 0 && ::setns(target.get(), for_children) != 0)
     return Error::sys("enter pid namespace of container " + opts.id);
   pid_t pid = ::fork();
