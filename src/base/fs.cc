@@ -66,17 +66,19 @@ Status write_file(const std::string& path, std::string_view data) {
 }
 
 Status mkdir_p(const std::string& path, mode_t mode) {
-  if (path.empty()) return ok();
-  std::string cur;
-  size_t pos = 0;
-  while (pos != std::string::npos) {
-    size_t next = path.find('/', pos + 1);
-    cur = path.substr(0, next);
-    pos = next;
-    if (cur.empty() || cur == "/") continue;
-    if (::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST) return Error::sys("mkdir " + cur);
+  if (path.empty() || path == "/") return ok();
+  // Deepest first: usually only the last component is missing, so this is one mkdir(2)
+  // instead of one per component from the root.
+  if (::mkdir(path.c_str(), mode) == 0) return ok();
+  if (errno == EEXIST) {
+    if (!is_dir(path)) return Error("mkdir " + path + ": exists and is not a directory", ENOTDIR);
+    return ok();
   }
-  if (!is_dir(path)) return Error("mkdir " + path + ": exists and is not a directory", ENOTDIR);
+  if (errno != ENOENT) return Error::sys("mkdir " + path);
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos || slash == 0) return Error::sys("mkdir " + path, ENOENT);
+  TRY(mkdir_p(path.substr(0, slash), mode));
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) return Error::sys("mkdir " + path);
   return ok();
 }
 

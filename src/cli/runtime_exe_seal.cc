@@ -92,7 +92,15 @@ int sealed_memfd_copy(int exe, std::string* err) {
     }
     done += k;
   }
-  if (::fcntl(mfd, F_ADD_SEALS, kSeals) != 0) {
+  // F_SEAL_WRITE fails with EBUSY while the kernel still holds a transient write reference
+  // to a page of the copy (seen about once in 200 runs right after sendfile): retry briefly.
+  int sealed = -1;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    sealed = ::fcntl(mfd, F_ADD_SEALS, kSeals);
+    if (sealed == 0 || errno != EBUSY) break;
+    ::usleep(200);
+  }
+  if (sealed != 0) {
     *err = errno_text("seal the memfd copy");
     ::close(mfd);
     return -1;

