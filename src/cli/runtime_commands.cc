@@ -128,14 +128,16 @@ int run_runtime_cli(const std::vector<std::string>& in_args, const std::vector<s
   app.fallthrough();
   oci::RuntimeContext ctx;
   std::string log_file, log_format = "text", criu;
-  bool debug = false, rootless_flag = false, version = false;
+  bool debug = false, version = false;
   app.add_option("--root", ctx.root, "root directory for container state")->capture_default_str();
   app.add_option("--log", log_file, "log file (default: stderr)");
   app.add_option("--log-format", log_format, "log format: text or json")->check(CLI::IsMember({"text", "json"}));
   app.add_flag("--debug", debug, "debug logging");
   app.add_flag("--systemd-cgroup", ctx.systemd_cgroup, "use the systemd cgroup driver (needs systemd)");
   app.add_option("--criu", criu, "ignored: checkpoint/restore is not supported");
-  app.add_flag("--rootless", rootless_flag, "ignored: rootless is detected from the effective uid");
+  std::string rootless_value;
+  app.add_option("--rootless", rootless_value, "ignored (true|false|auto): rootless is detected from the effective uid")
+      ->expected(0, 1);
   app.add_flag("-v,--version", version, "print the version");
 
   oci::CreateOptions copts;

@@ -222,10 +222,14 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
 
 
   UniqueFd console;
-  if (opts.console_fd >= 0) {
-    console.reset(::fcntl(opts.console_fd, F_DUPFD_CLOEXEC, 3));
-  } else if (!opts.console_socket.empty()) {
+  UniqueFd proxy;
+  if (!opts.console_socket.empty()) {
     ASSIGN_OR_RETURN(console, connect_console_socket(opts.console_socket));
+  } else if (spec.process && spec.process->terminal && opts.proxy_terminal) {
+    int sp[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) return Error::sys("socketpair for the terminal");
+    proxy.reset(sp[0]);
+    console.reset(sp[1]);
   } else if (spec.process && spec.process->terminal) {
     return Error("process.terminal is true but no --console-socket was given (use `run` in the foreground, or "
                  "set terminal to false)");
@@ -256,7 +260,13 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   plan.close_fds = {lock.get(), parent_sock.get()};
   finalize_plan(plan);
 
-  // Joining a pid or time namespace applies to our future children: do it here.
+  // Joining a pid or time namespace applies to our future children: do it here, and return
+  // to our own right after clone3 so that our hooks (poststart, poststop) do not run in it.
+  UniqueFd own_pidns, own_timens;
+  for (const auto& [fd, type] : plan.join) {
+    if (type == CLONE_NEWPID && !own_pidns) own_pidns.reset(::open("/proc/self/ns/pid_for_children", O_RDONLY | O_CLOEXEC));
+    if (type == CLONE_NEWTIME && !own_timens) own_timens.reset(::open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC));
+  }
   for (auto it = plan.join.begin(); it != plan.join.end();) {
     if (it->second == CLONE_NEWPID || it->second == CLONE_NEWTIME) {
       if (::setns(it->first, it->second) != 0) return Error::sys("linux.namespaces: join pid/time namespace");
@@ -280,6 +290,8 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   if (pid == 0) {
     run_init(plan);
   }
+  if (own_pidns) (void)::setns(own_pidns.get(), CLONE_NEWPID);
+  if (own_timens) (void)::setns(own_timens.get(), CLONE_NEWTIME);
   c.pid = static_cast<pid_t>(pid);
   c.pidfd.reset(pidfd);
   c.is_child = true;
@@ -321,6 +333,10 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   hd.type = SyncType::kHooksDone;
   if (!sync_send(parent_sock.get(), hd)) return Error::sys("signal container init");
   std::string started = state_json(st, ContainerStatus::kRunning, false);
+  if (started.size() > 65536) {
+    return Error("the container's state JSON is " + std::to_string(started.size()) +
+                 " bytes (annotations too large): hooks inside the container take at most 65536");
+  }
   if (::send(parent_sock.get(), started.data(), started.size(), MSG_NOSIGNAL) < 0)
     return Error::sys("send state to container init");
   timer.mark("hooks");
@@ -331,6 +347,9 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   remove_cgroup.cancel();
   remove_state.cancel();
   log->debug("container {}: created, init pid {}, in {}", opts.id, c.pid, timer.summary());
+  c.state = std::move(st);
+  c.spec = std::move(spec);
+  c.proxy = std::move(proxy);
   return c;
 }
 
@@ -377,8 +396,9 @@ Status destroy_impl(const StateStore& store, const ContainerState& st, const Spe
     Status hooks = run_hooks(spec->hooks.poststop, "poststop", state_json(st, ContainerStatus::kStopped, false));
     if (!hooks.ok()) log::get("runtime")->warn("container {}: {}", st.id, hooks.error().to_string());
   }
-  TRY(store.remove(st.id));
+  // A cgroup that would not go away keeps the state, so that a later delete can retry it.
   if (!cgs.ok()) return std::move(cgs).error().context("remove cgroup of container " + st.id);
+  TRY(store.remove(st.id));
   return ok();
 }
 

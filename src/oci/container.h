@@ -28,7 +28,9 @@ struct CreateOptions {
   std::string console_socket;
   int preserve_fds = 0;
   bool no_pivot = false;
-  int console_fd = -1;  // internal: an already connected console socket (foreground run)
+  // Internal (foreground run): with process.terminal and no --console-socket, make our own
+  // console socket and hand its other end back in Created::proxy.
+  bool proxy_terminal = false;
 };
 
 Status create_container(const RuntimeContext& ctx, const CreateOptions& opts);

@@ -74,7 +74,9 @@ void wait_for(const InitPlan& plan, SyncType want) {
   if (r <= 0 || m.type != want) ::_exit(126);  // the parent gave up: nothing to report to
 }
 
-void set_console(const InitPlan& plan) {
+// `own_console`: the init's terminal is also the container's /dev/console; an exec'd process
+// (exec -t) gets a terminal but leaves /dev/console alone.
+void set_console(const InitPlan& plan, bool own_console) {
   int master = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (master < 0) die(plan, "open /dev/ptmx", errno);
   int unlock = 0;
@@ -112,7 +114,7 @@ void set_console(const InitPlan& plan) {
   ::close(plan.console_fd);
   // /dev/console is the terminal too, as on a real system.
   struct stat st {};
-  if (::stat("/dev", &st) == 0) {
+  if (own_console && ::stat("/dev", &st) == 0) {
     int fd = ::open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd >= 0) {
       ::close(fd);
@@ -157,7 +159,12 @@ void apply_rlimits(const InitPlan& plan) {
 void resolve_exe(const InitPlan& plan, char* out, size_t size) {
   const char* a0 = plan.args[0].c_str();
   if (::strchr(a0, '/') != nullptr) {
+    // A relative path ("./app") is relative to process.cwd, where execve will run it.
     out[0] = '\0';
+    if (a0[0] != '/') {
+      buf_append(out, size, plan.cwd.c_str());
+      buf_append(out, size, "/");
+    }
     buf_append(out, size, a0);
   } else {
     const char* p = plan.path_env.c_str();
@@ -187,8 +194,10 @@ void resolve_exe(const InitPlan& plan, char* out, size_t size) {
 
 void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks, const char* kind) {
   for (const auto& h : hooks) {
+    // A socket, not a pipe: send(MSG_NOSIGNAL) to a hook that exited early must not kill us
+    // with SIGPIPE (and ignoring SIGPIPE would leak into the container's process).
     int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) die(plan, kind, errno, "pipe");
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) != 0) die(plan, kind, errno, "socketpair");
     pid_t pid = ::fork();
     if (pid < 0) die(plan, kind, errno, "fork");
     if (pid == 0) {
@@ -197,22 +206,28 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
       ::_exit(127);
     }
     ::close(p[0]);
-    ssize_t w = ::write(p[1], init_detail::g_state_json, init_detail::g_state_len);
+    ::shutdown(p[1], SHUT_RD);
+    ssize_t w = ::send(p[1], init_detail::g_state_json, init_detail::g_state_len, MSG_NOSIGNAL);
     (void)w;
     ::close(p[1]);
     int status = 0;
-    long waited_ms = 0;
-    for (;;) {
-      pid_t r = ::waitpid(pid, &status, WNOHANG);
-      if (r == pid) break;
-      if (h.timeout_s > 0 && waited_ms >= h.timeout_s * 1000L) {
+    // The timeout is wall-clock time, measured by poll() on a pidfd (a loop of short sleeps
+    // stretches on a loaded machine).
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (pidfd >= 0 && h.timeout_s > 0) {
+      struct pollfd pfd {pidfd, POLLIN, 0};
+      int r;
+      do {
+        r = ::poll(&pfd, 1, h.timeout_s * 1000);
+      } while (r < 0 && errno == EINTR);
+      if (r == 0) {
         ::kill(pid, SIGKILL);
         ::waitpid(pid, &status, 0);
         die(plan, kind, ETIMEDOUT, h.path.c_str(), "timed out");
       }
-      struct timespec ts {0, 1000000};
-      ::nanosleep(&ts, nullptr);
-      ++waited_ms;
+    }
+    if (pidfd >= 0) ::close(pidfd);
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       // Said like the runtime's own hooks (hooks.cc): how it ended, no errno.
@@ -261,7 +276,8 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
   const char* step = "";
   int r = apply_capabilities(plan.caps, &step);
   if (r < 0) die(plan, step, -r);
-  if (plan.umask) ::umask(*plan.umask);
+  // runc's default when the config names none: never the caller's (conmon's, a shell's).
+  ::umask(plan.umask ? *plan.umask : 022);
   if (::chdir(plan.cwd.c_str()) != 0) die(plan, "chdir to cwd", errno, plan.cwd.c_str());
   {
     // A cwd such as /proc/self/fd/N reaches whatever fd N is, even a host directory
@@ -350,7 +366,7 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
     die(plan, "sethostname", errno, plan.hostname.c_str());
   if (plan.set_domainname && ::setdomainname(plan.domainname.data(), plan.domainname.size()) != 0)
     die(plan, "setdomainname", errno, plan.domainname.c_str());
-  if (plan.terminal && plan.console_fd >= 0) set_console(plan);
+  if (plan.terminal && plan.console_fd >= 0) set_console(plan, true);
   apply_rlimits(plan);
   char exe[PATH_MAX];
   resolve_exe(plan, exe, sizeof exe);
@@ -383,7 +399,7 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
   // kernel orders them), and moves our root and cwd into the container's mount namespace.
   if (setns_flags != 0 && ::setns(target_pidfd, setns_flags) != 0) die(plan, "enter container namespaces", errno);
   ::close(target_pidfd);
-  if (plan.terminal && plan.console_fd >= 0) set_console(plan);
+  if (plan.terminal && plan.console_fd >= 0) set_console(plan, false);
   apply_rlimits(plan);
   char exe[PATH_MAX];
   resolve_exe(plan, exe, sizeof exe);

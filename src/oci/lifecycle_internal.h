@@ -18,6 +18,9 @@ struct Created {
   pid_t pid = 0;
   UniqueFd pidfd;         // of the init when it is our child; invalid after a second fork
   bool is_child = false;  // waitpid() works on pid
+  ContainerState state;   // as saved
+  Spec spec;              // as validated: run needs it again for its hooks
+  UniqueFd proxy;         // CreateOptions::proxy_terminal: receives the pty master
 };
 
 // create without the CLI's pid-file: used by create and run.

@@ -151,48 +151,39 @@ int wait_foreground(pid_t pid, int master_fd) {
 
 Result<int> run_container(const RuntimeContext& ctx, const CreateOptions& in, bool detach, bool keep) {
   CreateOptions opts = in;
-  UniqueFd proxy, proxy_child;
-  {
-    // A foreground run with a terminal and no --console-socket: we are the console socket
-    // and copy between our stdio and the container's terminal, as runc does.
-    auto text = fs::read_file(fs::absolute(opts.bundle) + "/config.json");
-    if (text && !detach && opts.console_socket.empty()) {
-      auto spec = parse_spec(*text);
-      if (spec && spec->process && spec->process->terminal) {
-        int sp[2];
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) return Error::sys("socketpair");
-        proxy.reset(sp[0]);
-        proxy_child.reset(sp[1]);
-        opts.console_fd = sp[1];
-      }
-    }
-  }
+  // A foreground run with a terminal and no --console-socket: we are the console socket and
+  // copy between our stdio and the container's terminal, as runc does.
+  opts.proxy_terminal = !detach && opts.console_socket.empty();
   auto c = detail::create_impl(ctx, opts);
   if (!c) return std::move(c).error();
-  proxy_child.reset();
+  StateStore store(ctx.root);
+  const ContainerState& st = c->state;
+  const Spec& spec = c->spec;
   UniqueFd master;
-  if (proxy) {
-    auto m = detail::receive_pty_master(proxy.get());
-    if (!m) return std::move(m).error();
+  if (c->proxy) {
+    auto m = detail::receive_pty_master(c->proxy.get());
+    if (!m) {
+      (void)detail::destroy_impl(store, st, &spec);
+      return std::move(m).error();
+    }
     master.reset(*m);
   }
-  StateStore store(ctx.root);
-  auto st = store.load(opts.id);
-  if (!st) return std::move(st).error();
-  auto spec = detail::load_saved_spec(store, opts.id);
-  if (!spec) return std::move(spec).error();
-  Status started = detail::start_impl(store, *st, *spec);
+  Status started = detail::start_impl(store, st, spec);
   if (!started.ok()) {
-    (void)detail::destroy_impl(store, *st, &*spec);
+    (void)detail::destroy_impl(store, st, &spec);
     return std::move(started).error();
   }
-  TRY(detail::write_pid_file(opts.pid_file, c->pid));
+  Status pf = detail::write_pid_file(opts.pid_file, c->pid);
+  if (!pf.ok()) {
+    (void)detail::destroy_impl(store, st, &spec);
+    return std::move(pf).error().context("--pid-file");
+  }
   if (detach) return 0;
   auto t0 = std::chrono::steady_clock::now();
   int code = detail::wait_foreground(c->pid, master.get());
   auto t1 = std::chrono::steady_clock::now();
   if (keep) return code;
-  Status d = detail::destroy_impl(store, *st, &*spec);
+  Status d = detail::destroy_impl(store, st, &spec);
   auto t2 = std::chrono::steady_clock::now();
   log::get("runtime")->debug("container {}: ran {}us, deleted in {}us", opts.id,
                              std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count(),

@@ -49,12 +49,19 @@ Status StateStore::ensure_root() const {
 
 Result<UniqueFd> StateStore::lock(const std::string& id) const {
   std::string path = root_ + "/." + id + ".lock";
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!fd) return Error::sys("open lock " + path);
-  while (::flock(fd.get(), LOCK_EX) != 0) {
-    if (errno != EINTR) return Error::sys("lock " + path);
+  for (;;) {
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd) return Error::sys("open lock " + path);
+    while (::flock(fd.get(), LOCK_EX) != 0) {
+      if (errno != EINTR) return Error::sys("lock " + path);
+    }
+    // remove() unlinks the lock file while holding it; a waiter that then gets the lock holds
+    // it on a file nobody else will open. Only the file still at `path` counts: else retry.
+    struct stat held {}, now {};
+    if (::fstat(fd.get(), &held) == 0 && ::stat(path.c_str(), &now) == 0 && held.st_ino == now.st_ino &&
+        held.st_dev == now.st_dev)
+      return fd;
   }
-  return fd;
 }
 
 Result<UniqueFd> StateStore::lock_existing(const std::string& id) const {

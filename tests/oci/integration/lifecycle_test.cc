@@ -134,7 +134,7 @@ TEST_F(LifecycleTest, KillAllReachesEveryProcess) {
   ASSERT_EQ(rt({"kill", "--all", cid, "KILL"}).code, 0);
   EXPECT_TRUE(wait_status(cid, "stopped"));
   for (pid_t p : pids) {
-    for (int i = 0; i < 200 && !process_gone(p); ++i) std::this_thread::sleep_for(5ms);
+    for (int i = 0; i < 1000 && !process_gone(p); ++i) std::this_thread::sleep_for(5ms);
     EXPECT_TRUE(process_gone(p)) << "pid " << p << " survived kill --all";
   }
   EXPECT_EQ(rt({"delete", cid}).code, 0);
