@@ -305,7 +305,7 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
     if (c.is_child) ::waitpid(c.pid, nullptr, 0);
   });
 
-  if (plan.new_userns) TRY_CTX(write_id_maps(c.pid, spec), "set up user namespace");
+  if (plan.new_userns && !plan.late_userns) TRY_CTX(write_id_maps(c.pid, spec), "set up user namespace");
   TRY_CTX(cgroup->add_process(c.pid), "add container init to its cgroup");
   if (spec.process && spec.process->oom_score_adj) {
     TRY_CTX(fs::write_file("/proc/" + std::to_string(c.pid) + "/oom_score_adj",
@@ -320,6 +320,11 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   SyncMsg go;
   go.type = SyncType::kGo;
   if (!sync_send(parent_sock.get(), go)) return Error::sys("signal container init");
+  if (plan.late_userns) {
+    TRY(expect(parent_sock.get(), SyncType::kUserns, c));
+    TRY_CTX(write_id_maps(c.pid, spec), "set up user namespace");
+    if (!sync_send(parent_sock.get(), go)) return Error::sys("signal container init");
+  }
   ASSIGN_OR_RETURN(SyncMsg mr, expect(parent_sock.get(), SyncType::kMountsReady, c));
   (void)mr;
   timer.mark("rootfs");

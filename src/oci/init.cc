@@ -312,19 +312,32 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
   // (CVE-2024-21626); our own fds stay usable until exec.
   ::syscall(SYS_close_range, 3 + plan.preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
   wait_for(plan, SyncType::kGo);
+  if (plan.late_userns) {
+    for (const auto& [fd, type] : plan.join) {
+      if (::setns(fd, type) != 0) die(plan, "join namespace", errno);
+      ::close(fd);
+    }
+    if (::unshare(CLONE_NEWUSER) != 0) die(plan, "unshare user namespace", errno);
+    SyncMsg m;
+    m.type = SyncType::kUserns;
+    if (!sync_send(plan.sync_fd, m)) ::_exit(126);
+    wait_for(plan, SyncType::kGo);
+  }
   // Until exec, /proc/<pid>/exe of this process is the runtime binary: non-dumpable keeps
-  // processes in the container from opening it (the CVE-2019-5736 class). Not before kGo: a
-  // non-dumpable process's /proc files belong to root, and an unprivileged runtime could no
-  // longer write our uid_map and gid_map. No container process exists before kGo.
+  // processes in the container from opening it (the CVE-2019-5736 class). Not before the id
+  // maps are written: a non-dumpable process's /proc files belong to root, and an
+  // unprivileged runtime could no longer write them. No container process exists yet.
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   if (plan.new_userns) {
     // The parent has written our id maps: become the namespace's root (if mapped).
     ::setresgid(0, 0, 0);
     ::setresuid(0, 0, 0);
   }
-  for (const auto& [fd, type] : plan.join) {
-    if (::setns(fd, type) != 0) die(plan, "join namespace", errno);
-    ::close(fd);
+  if (!plan.late_userns) {
+    for (const auto& [fd, type] : plan.join) {
+      if (::setns(fd, type) != 0) die(plan, "join namespace", errno);
+      ::close(fd);
+    }
   }
   if (plan.unshare_flags != 0 && ::unshare(plan.unshare_flags) != 0) die(plan, "unshare namespaces", errno);
   if (!plan.time_offsets.empty()) {

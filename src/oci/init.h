@@ -60,6 +60,9 @@ struct InitPlan {
   std::string time_offsets;  // /proc/self/timens_offsets content, written after the unshare
   std::vector<std::pair<int, int>> join;  // (fd, CLONE_NEW*) entered with setns by the child
   bool new_userns = false;
+  // New user namespace plus namespaces joined by path (podman's netns with --uidmap): the
+  // child joins first, as root of the host, then unshares the user namespace and the rest.
+  bool late_userns = false;
   bool in_userns = false;  // new or joined user namespace
 
   // Root filesystem.

@@ -146,6 +146,17 @@ Result<InitPlan> build_init_plan(const Spec& spec, const InitOptions& opts) {
       plan.clone_flags |= flag;
     }
   }
+  if (plan.new_userns) {
+    for (const auto& [fd, type] : plan.join) {
+      if (type != CLONE_NEWPID && type != CLONE_NEWTIME) plan.late_userns = true;
+    }
+  }
+  if (plan.late_userns) {
+    // clone3 would make the user namespace first and setns() into the joined ones (owned by
+    // the host's) would then fail with EPERM.
+    plan.unshare_flags |= plan.clone_flags & ~CLONE_NEWUSER;
+    plan.clone_flags = 0;
+  }
   if (!spec.linux.time_offsets.empty()) {
     // linux.timeOffsets can only be written before any process is in the time namespace, and
     // clone3 would put the child there at once: the child unshares it, writes the offsets and

@@ -27,7 +27,9 @@
 
 namespace strata::oci {
 
-enum class SyncType : uint32_t { kGo = 1, kPid, kMountsReady, kHooksDone, kStateJson, kReady, kFailure };
+// kUserns: the child made its user namespace late (after joining namespaces by path) and
+// waits for a second kGo once the parent has written its id maps.
+enum class SyncType : uint32_t { kGo = 1, kPid, kMountsReady, kHooksDone, kStateJson, kReady, kFailure, kUserns };
 
 struct ChildFailure {
   int32_t err = 0;

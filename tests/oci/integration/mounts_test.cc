@@ -213,6 +213,33 @@ TEST_F(MountsTest, JoinsANetworkNamespaceByPath) {
   EXPECT_EQ(f["ns"]["net"], "net:[" + std::to_string(st.st_ino) + "]");
 }
 
+TEST_F(MountsTest, JoinsANetworkNamespaceByPathWithANewUserNamespace) {
+  // podman's rootful --uidmap: netavark's named netns (owned by the host's user namespace) plus
+  // a new user namespace. The init must join before it creates the user namespace.
+  std::string name = tag_ + "-unet";
+  ASSERT_EQ(run_cmd({"/usr/sbin/ip", "netns", "add", name}).code, 0);
+  Cleanup del([&] { (void)run_cmd({"/usr/sbin/ip", "netns", "del", name}); });
+  std::string path = "/var/run/netns/" + name;
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  Json cfg = base_config();
+  for (auto& ns : cfg["linux"]["namespaces"])
+    if (ns["type"] == "network") ns["path"] = path;
+  cfg["linux"]["namespaces"].push_back({{"type", "user"}});
+  cfg["linux"]["uidMappings"] = {{{"containerID", 0}, {"hostID", 200000}, {"size", 65536}}};
+  cfg["linux"]["gidMappings"] = {{{"containerID", 0}, {"hostID", 200000}, {"size", 65536}}};
+  // sysfs cannot be mounted from a user namespace into a network namespace it does not own.
+  Json mounts = Json::array();
+  for (const auto& m : cfg["mounts"])
+    if (m["type"] != "sysfs" && m["type"] != "cgroup") mounts.push_back(m);
+  cfg["mounts"] = mounts;
+  Json f = probe(cfg);
+  EXPECT_EQ(f["ns"]["net"], "net:[" + std::to_string(st.st_ino) + "]");
+  EXPECT_NE(f["ns"]["user"], ns_link("/proc/self/ns/user"));
+  EXPECT_NE(f["uid_map"].get<std::string>().find("200000"), std::string::npos) << f["uid_map"];
+  EXPECT_EQ(f["uid"], 0);
+}
+
 TEST_F(MountsTest, TimeNamespaceWithOffsets) {
   Json cfg = base_config();
   cfg["linux"]["namespaces"].push_back({{"type", "time"}});
