@@ -186,7 +186,8 @@ Status remove_cgroup_dir(CgroupOps& ops, const std::string& dir, std::chrono::mi
   // first stat()ed every control file of every hierarchy (~136 calls per delete, 0.9 ms).
   Status first = ops.rmdir(dir);
   if (first.ok() || first.error().err() == ENOENT) return ok();
-  if (first.error().err() != EBUSY) return first;
+  // EBUSY: child cgroups or processes; ENOTEMPTY: the same on a plain directory tree.
+  if (first.error().err() != EBUSY && first.error().err() != ENOTEMPTY) return first;
   // Child cgroups first: rmdir(2) of a cgroup with children fails with EBUSY.
   for (const auto& sub : ops.subdirs(dir)) TRY(remove_cgroup_dir(ops, fs::join(dir, sub), timeout));
   Status last;
