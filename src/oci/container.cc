@@ -306,7 +306,7 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   });
 
   if (plan.new_userns && !plan.late_userns) TRY_CTX(write_id_maps(c.pid, spec), "set up user namespace");
-  TRY_CTX(cgroup->add_process(c.pid), "add container init to its cgroup");
+  if (!plan.overlap_cgroup_join) TRY_CTX(cgroup->add_process(c.pid), "add container init to its cgroup");
   if (spec.process && spec.process->oom_score_adj) {
     TRY_CTX(fs::write_file("/proc/" + std::to_string(c.pid) + "/oom_score_adj",
                            std::to_string(*spec.process->oom_score_adj)),
@@ -320,6 +320,19 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   SyncMsg go;
   go.type = SyncType::kGo;
   if (!sync_send(parent_sock.get(), go)) return Error::sys("signal container init");
+  if (plan.overlap_cgroup_join) {
+    // The init sets up its mounts meanwhile; it waits for kHooksDone before anything that
+    // needs the cgroup (its cgroup namespace, hooks, fork, exec).
+    Status joined = cgroup->add_process(c.pid);
+    if (!joined.ok()) {
+      // The init may have failed (and exited) meanwhile: its own report says why.
+      struct pollfd pfd {parent_sock.get(), POLLIN, 0};
+      SyncMsg m;
+      if (::poll(&pfd, 1, 100) == 1 && sync_recv(parent_sock.get(), &m) == 1 && m.type == SyncType::kFailure)
+        return child_error(m);
+      return std::move(joined).error().context("add container init to its cgroup");
+    }
+  }
   if (plan.late_userns) {
     TRY(expect(parent_sock.get(), SyncType::kUserns, c));
     TRY_CTX(write_id_maps(c.pid, spec), "set up user namespace");

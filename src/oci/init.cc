@@ -339,7 +339,8 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
       ::close(fd);
     }
   }
-  if (plan.unshare_flags != 0 && ::unshare(plan.unshare_flags) != 0) die(plan, "unshare namespaces", errno);
+  int unshare_now = plan.unshare_flags & ~(plan.defer_cgroupns ? CLONE_NEWCGROUP : 0);
+  if (unshare_now != 0 && ::unshare(unshare_now) != 0) die(plan, "unshare namespaces", errno);
   if (!plan.time_offsets.empty()) {
     int fd = ::open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
     if (fd < 0 || ::write(fd, plan.time_offsets.data(), plan.time_offsets.size()) < 0)
@@ -373,6 +374,9 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
     if (n < 0) die(plan, "receive state", errno);
     init_detail::g_state_len = static_cast<size_t>(n);
   }
+  // kHooksDone comes after the parent moved us into our cgroup: a cgroup namespace made now
+  // has the container's cgroup as its root.
+  if (plan.defer_cgroupns && ::unshare(CLONE_NEWCGROUP) != 0) die(plan, "unshare cgroup namespace", errno);
   run_hooks_in_child(plan, plan.create_container_hooks, "createContainer hook");
   if (plan.new_mountns) init_detail::finish_rootfs(plan);
   if (plan.set_hostname && ::sethostname(plan.hostname.data(), plan.hostname.size()) != 0)

@@ -63,6 +63,12 @@ struct InitPlan {
   // New user namespace plus namespaces joined by path (podman's netns with --uidmap): the
   // child joins first, as root of the host, then unshares the user namespace and the rest.
   bool late_userns = false;
+  // The parent moves the init into its cgroup while the init mounts its rootfs: on cgroup v1
+  // the first cgroup.procs write of a while waits for an RCU grace period (often 5-15 ms),
+  // which this hides. Not when the init forks early (second_fork) or mounts a cgroup2 fs in a
+  // cgroup namespace, both of which need the cgroup first.
+  bool overlap_cgroup_join = false;
+  bool defer_cgroupns = false;  // unshare CLONE_NEWCGROUP only after kHooksDone (joined by then)
   bool in_userns = false;  // new or joined user namespace
 
   // Root filesystem.

@@ -194,6 +194,10 @@ Result<InitPlan> build_init_plan(const Spec& spec, const InitOptions& opts) {
     plan.mounts.push_back(std::move(s));
   }
   plan.default_devices = !dev_bound;
+  bool cgroup2_in_cgroupns = false;
+  for (const auto& m : plan.mounts) cgroup2_in_cgroupns |= m.kind == MountStep::Kind::kCgroupV2;
+  plan.overlap_cgroup_join = !plan.second_fork && !cgroup2_in_cgroupns;
+  plan.defer_cgroupns = plan.overlap_cgroup_join && (plan.unshare_flags & CLONE_NEWCGROUP) != 0;
   plan.bind_devices = plan.in_userns;
   if (plan.default_devices) {
     for (const auto& d : kDefaultDevices) {
