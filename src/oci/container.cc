@@ -292,8 +292,26 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   ca.flags = static_cast<uint64_t>(plan.clone_flags) | CLONE_PIDFD;
   ca.pidfd = reinterpret_cast<uint64_t>(&pidfd);
   ca.exit_signal = SIGCHLD;
+  // cgroup v2: the init is born in its cgroup (CLONE_INTO_CGROUP, Linux 5.7), so there is no
+  // migration and no wait for the cgroup_threadgroup_rwsem's RCU grace period. Falls back to
+  // a cgroup.procs write where the kernel refuses it.
+  UniqueFd cgroup_dir;
+  bool born_in_cgroup = false;
+  if (cgroup->version() == CgroupVersion::kV2 && !cgroup->skipped()) {
+    auto paths = cgroup->paths();
+    if (auto it = paths.find(""); it != paths.end())
+      cgroup_dir.reset(::open(it->second.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  }
   timer.mark("plan");
-  long pid = ::syscall(SYS_clone3, &ca, sizeof ca);
+  long pid = -1;
+  if (cgroup_dir) {
+    struct clone_args into = ca;
+    into.flags |= CLONE_INTO_CGROUP;
+    into.cgroup = static_cast<uint64_t>(cgroup_dir.get());
+    pid = ::syscall(SYS_clone3, &into, sizeof into);
+    born_in_cgroup = pid >= 0;
+  }
+  if (pid < 0) pid = ::syscall(SYS_clone3, &ca, sizeof ca);
   if (pid < 0) return Error::sys("clone3 the container init (namespaces " + std::to_string(plan.clone_flags) + ")");
   if (pid == 0) {
     run_init(plan);
@@ -314,7 +332,10 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   });
 
   if (plan.new_userns && !plan.late_userns) TRY_CTX(write_id_maps(c.pid, spec), "set up user namespace");
-  if (!plan.overlap_cgroup_join) TRY_CTX(cgroup->add_process(c.pid), "add container init to its cgroup");
+  if (born_in_cgroup) plan.overlap_cgroup_join = false;  // nothing left to join
+  if (!plan.overlap_cgroup_join && !born_in_cgroup) {
+    TRY_CTX(cgroup->add_process(c.pid), "add container init to its cgroup");
+  }
   if (spec.process && spec.process->oom_score_adj) {
     TRY_CTX(fs::write_file("/proc/" + std::to_string(c.pid) + "/oom_score_adj",
                            std::to_string(*spec.process->oom_score_adj)),
@@ -372,7 +393,8 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   kill_init.cancel();
   remove_cgroup.cancel();
   remove_state.cancel();
-  log->debug("container {}: created, init pid {}, in {}", opts.id, c.pid, timer.summary());
+  log->debug("container {}: created, init pid {}{}, in {}", opts.id, c.pid,
+             born_in_cgroup ? " (born in its cgroup)" : "", timer.summary());
   c.state = std::move(st);
   c.spec = std::move(spec);
   c.proxy = std::move(proxy);

@@ -64,6 +64,14 @@ else
   fail v2.host "$CG has filesystem type 0x$fstype (cgroup2 is 0x63677270), $v1 cgroup v1 mounts"
 fi
 
+# ---- the init is born in its cgroup (clone3 CLONE_INTO_CGROUP): no migration on v2 --------
+bundle born '.process.args = ["true"]'
+out=$(timeout 60 strata-runtime --debug run --bundle "$B/born" born < /dev/null 2>&1)
+case "$out" in
+  *"born in its cgroup"*) pass v2.clone-into-cgroup "created with CLONE_INTO_CGROUP" ;;
+  *) fail v2.clone-into-cgroup "$out" ;;
+esac
+
 # ---- "res": every resource of the spec, mapped to v2 files --------------------------------
 bundle res '.process.args = ["sleep", "3600"]
   | .linux.resources.memory = {limit: 67108864, reservation: 33554432, swap: 100663296}
