@@ -248,13 +248,6 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
     int r = load_seccomp(plan.seccomp);
     if (r < 0) die(plan, "load seccomp filter", -r);
   }
-  {
-    // Bounding set first: dropping needs CAP_SETPCAP, which the setuid below may take away.
-    for (int c = 0; c <= plan.caps.last_cap; ++c) {
-      if (!(plan.caps.bounding & (1ULL << c)) && ::prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL)
-        die(plan, "drop bounding capability", errno);
-    }
-  }
   if (plan.setgroups_allowed) {
     if (::setgroups(plan.additional_gids.size(), plan.additional_gids.data()) != 0)
       die(plan, "setgroups", errno);
@@ -262,17 +255,8 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
   if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) die(plan, "keep capabilities", errno);
   if (::setresgid(plan.gid, plan.gid, plan.gid) != 0) die(plan, "setgid", errno);
   if (::setresuid(plan.uid, plan.uid, plan.uid) != 0) die(plan, "setuid", errno);
-  if (plan.uid != 0) {
-    // setuid to a non-zero uid cleared the effective set; restore it from the permitted set
-    // kept by PR_SET_KEEPCAPS so that capset below may set what the config asks for.
-    struct __user_cap_header_struct hdr {_LINUX_CAPABILITY_VERSION_3, 0};
-    struct __user_cap_data_struct data[2] {};
-    if (::syscall(SYS_capget, &hdr, data) == 0) {
-      data[0].effective = data[0].permitted;
-      data[1].effective = data[1].permitted;
-      ::syscall(SYS_capset, &hdr, data);
-    }
-  }
+  // PR_SET_KEEPCAPS kept the permitted set across setuid; apply_capabilities raises effective
+  // from it, drops the bounding set (which needs CAP_SETPCAP), then sets what the config asks.
   const char* step = "";
   int r = apply_capabilities(plan.caps, &step);
   if (r < 0) die(plan, step, -r);
