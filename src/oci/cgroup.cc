@@ -206,6 +206,16 @@ Status remove_cgroup_dir(CgroupOps& ops, const std::string& dir, std::chrono::mi
   return ok();
 }
 
+Status signal_all(CgroupOps& ops, Result<std::vector<pid_t>> pids, int sig) {
+  if (!pids.ok()) return std::move(pids).error();
+  Status result;
+  for (pid_t p : *pids) {
+    Status st = ops.kill(p, sig);
+    if (!st.ok() && st.error().err() != ESRCH && result.ok()) result = std::move(st);
+  }
+  return result;
+}
+
 Result<std::vector<pid_t>> read_pids_recursive(CgroupOps& ops, const std::string& dir) {
   std::vector<pid_t> out;
   auto text = ops.read(fs::join(dir, "cgroup.procs"));

@@ -130,6 +130,9 @@ Status remove_cgroup_dir(CgroupOps& ops, const std::string& dir, std::chrono::mi
 
 // Pids listed in <dir>/cgroup.procs and in every cgroup below it.
 Result<std::vector<pid_t>> read_pids_recursive(CgroupOps& ops, const std::string& dir);
+// Sends sig to each pid; a pid already gone (ESRCH) is fine. The first other error (or the
+// error listing the pids) is returned, after trying every pid.
+Status signal_all(CgroupOps& ops, Result<std::vector<pid_t>> pids, int sig);
 
 // A number from a cgroup file ("max" -> UINT64_MAX); 0 when the file is absent.
 Result<uint64_t> read_u64_or_zero(CgroupOps& ops, const std::string& path);

@@ -352,16 +352,7 @@ Status V1Manager::kill_all(int sig) {
       freezer = false;
     }
   }
-  Status result;
-  auto pids = this->pids();
-  if (!pids.ok()) {
-    result = std::move(pids).error();
-  } else {
-    for (pid_t p : *pids) {
-      Status st = ops_->kill(p, sig);
-      if (!st.ok() && st.error().err() != ESRCH && result.ok()) result = std::move(st);
-    }
-  }
+  Status result = signal_all(*ops_, this->pids(), sig);
   if (freezer) {
     Status st = thaw();
     if (!st.ok() && result.ok()) result = std::move(st);

@@ -283,16 +283,7 @@ Status V2Manager::kill_all(int sig) {
     // Signal anyway: a cgroup that will not freeze must not keep its processes alive.
     warn("kill the processes of the cgroup unfrozen: " + froze.error().to_string());
   }
-  Status result;
-  auto pids = this->pids();
-  if (!pids.ok()) {
-    result = std::move(pids).error();
-  } else {
-    for (pid_t p : *pids) {
-      Status st = ops_->kill(p, sig);
-      if (!st.ok() && st.error().err() != ESRCH && result.ok()) result = std::move(st);
-    }
-  }
+  Status result = signal_all(*ops_, this->pids(), sig);
   if (froze.ok()) {
     Status st = thaw();
     if (!st.ok() && result.ok()) result = std::move(st);
