@@ -78,12 +78,6 @@ Status write_id_maps(pid_t pid, const Spec& spec) {
   return ok();
 }
 
-Error child_error(const SyncMsg& m) {
-  std::string what = m.failure.step;
-  if (m.failure.detail[0] != '\0') what += std::string(" ") + m.failure.detail;
-  return Error(what, m.failure.err);
-}
-
 // Reads messages until `want`; the init may report a failure or die instead.
 Result<SyncMsg> expect(int fd, SyncType want, Created& c) {
   for (;;) {
@@ -105,6 +99,12 @@ Result<SyncMsg> expect(int fd, SyncType want, Created& c) {
 }
 
 }  // namespace
+
+Error child_error(const SyncMsg& m) {
+  std::string what = m.failure.step;
+  if (m.failure.detail[0] != '\0') what += std::string(" ") + m.failure.detail;
+  return Error(what, m.failure.err);
+}
 
 Status write_pid_file(const std::string& path, pid_t pid) {
   if (path.empty()) return ok();

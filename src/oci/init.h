@@ -123,6 +123,10 @@ struct InitOptions {
 };
 
 Result<InitPlan> build_init_plan(const Spec& spec, const InitOptions& opts);
+// The process half of a plan (args, env, user, rlimits, capabilities, seccomp, terminal), shared
+// by the container's init and by `exec`.
+Status plan_process(const Process& proc, const std::optional<Seccomp>& seccomp, InitPlan& plan);
+// argv/envp are left to finalize_plan.
 HookPlan make_hook_plan(const Hook& h);
 // Fills argv/envp pointer arrays from args/env; call after the plan stops moving.
 void finalize_plan(InitPlan& plan);

@@ -79,16 +79,40 @@ Result<MountStep> plan_mount(const Mount& m, size_t index, const Spec& spec, con
 
 }  // namespace
 
+Status plan_process(const Process& proc, const std::optional<Seccomp>& seccomp, InitPlan& plan) {
+  plan.args = proc.args;
+  plan.env = proc.env;
+  plan.path_env = kDefaultPath;
+  for (const auto& e : proc.env) {
+    if (e.rfind("PATH=", 0) == 0) plan.path_env = e.substr(5);
+  }
+  plan.cwd = proc.cwd;
+  plan.uid = proc.user.uid;
+  plan.gid = proc.user.gid;
+  plan.additional_gids.assign(proc.user.additional_gids.begin(), proc.user.additional_gids.end());
+  if (proc.user.umask) plan.umask = static_cast<mode_t>(*proc.user.umask);
+  plan.rlimits = proc.rlimits;
+  plan.caps = plan_capabilities(proc.capabilities);
+  plan.no_new_privs = proc.no_new_privileges;
+  if (seccomp) {
+    auto prog = compile_seccomp(*seccomp);
+    if (!prog) return std::move(prog).error().context("linux.seccomp");
+    plan.seccomp = std::move(*prog);
+  }
+  plan.terminal = proc.terminal;
+  if (proc.console_size) {
+    plan.console_rows = static_cast<unsigned short>(proc.console_size->height);
+    plan.console_cols = static_cast<unsigned short>(proc.console_size->width);
+  }
+  return ok();
+}
+
 HookPlan make_hook_plan(const Hook& h) {
   HookPlan p;
   p.path = h.path;
   p.args = h.args.empty() ? std::vector<std::string>{h.path} : h.args;
   p.env = h.env;
   p.timeout_s = h.timeout_s.value_or(0);
-  for (auto& a : p.args) p.argv.push_back(a.data());
-  p.argv.push_back(nullptr);
-  for (auto& e : p.env) p.envp.push_back(e.data());
-  p.envp.push_back(nullptr);
   return p;
 }
 
@@ -230,35 +254,12 @@ Result<InitPlan> build_init_plan(const Spec& spec, const InitOptions& opts) {
   }
 
   // Process.
-  plan.args = proc.args;
-  plan.env = proc.env;
-  plan.path_env = kDefaultPath;
-  for (const auto& e : proc.env) {
-    if (e.rfind("PATH=", 0) == 0) plan.path_env = e.substr(5);
-  }
-  plan.cwd = proc.cwd;
-  plan.uid = proc.user.uid;
-  plan.gid = proc.user.gid;
-  plan.additional_gids.assign(proc.user.additional_gids.begin(), proc.user.additional_gids.end());
+  TRY(plan_process(proc, spec.linux.seccomp, plan));
   // An unprivileged runtime must deny setgroups(2) in a new user namespace before it may
   // write gid_map; the process then keeps no supplementary groups.
   plan.setgroups_allowed = !(plan.new_userns && ::geteuid() != 0);
   if (!plan.setgroups_allowed && !plan.additional_gids.empty()) {
     return Error("process.user.additionalGids: cannot be set by an unprivileged runtime in a new user namespace");
-  }
-  if (proc.user.umask) plan.umask = static_cast<mode_t>(*proc.user.umask);
-  plan.rlimits = proc.rlimits;
-  plan.caps = plan_capabilities(proc.capabilities);
-  plan.no_new_privs = proc.no_new_privileges;
-  if (spec.linux.seccomp) {
-    auto prog = compile_seccomp(*spec.linux.seccomp);
-    if (!prog) return std::move(prog).error().context("linux.seccomp");
-    plan.seccomp = std::move(*prog);
-  }
-  plan.terminal = proc.terminal;
-  if (proc.console_size) {
-    plan.console_rows = static_cast<unsigned short>(proc.console_size->height);
-    plan.console_cols = static_cast<unsigned short>(proc.console_size->width);
   }
   plan.console_fd = opts.console_fd;
   plan.preserve_fds = opts.preserve_fds;

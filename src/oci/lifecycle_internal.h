@@ -11,6 +11,7 @@
 #include "oci/container.h"
 #include "oci/spec.h"
 #include "oci/state.h"
+#include "oci/sync.h"
 
 namespace strata::oci::detail {
 
@@ -38,5 +39,7 @@ Result<UniqueFd> connect_console_socket(const std::string& path);
 // receives the pty master for a foreground run/exec with a terminal.
 Result<int> receive_pty_master(int sock);
 Status write_pid_file(const std::string& path, pid_t pid);
+// The Error for a kFailure record sent by the init or an exec child.
+Error child_error(const SyncMsg& m);
 
 }  // namespace strata::oci::detail

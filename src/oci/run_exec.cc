@@ -269,36 +269,10 @@ Result<int> exec_container(const RuntimeContext& ctx, const ExecOptions& opts) {
     return Error("exec: a terminal (-t) with --detach needs --console-socket");
   }
 
-  // Reuse the init plan's process half: the rootfs part stays unused.
-  Spec pspec;
-  pspec.process = proc;
-  pspec.linux.seccomp = spec.linux.seccomp;
-  pspec.linux.namespaces = spec.linux.namespaces;
+  // The init plan's process half; the rootfs part stays unused.
   InitPlan plan;
   {
-    plan.args = proc.args;
-    plan.env = proc.env;
-    plan.path_env = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    for (const auto& e : proc.env)
-      if (e.rfind("PATH=", 0) == 0) plan.path_env = e.substr(5);
-    plan.cwd = proc.cwd;
-    plan.uid = proc.user.uid;
-    plan.gid = proc.user.gid;
-    plan.additional_gids.assign(proc.user.additional_gids.begin(), proc.user.additional_gids.end());
-    if (proc.user.umask) plan.umask = static_cast<mode_t>(*proc.user.umask);
-    plan.rlimits = proc.rlimits;
-    plan.caps = plan_capabilities(proc.capabilities);
-    plan.no_new_privs = proc.no_new_privileges;
-    if (spec.linux.seccomp) {
-      auto prog = compile_seccomp(*spec.linux.seccomp);
-      if (!prog) return std::move(prog).error().context("linux.seccomp");
-      plan.seccomp = std::move(*prog);
-    }
-    plan.terminal = proc.terminal;
-    if (proc.console_size) {
-      plan.console_rows = static_cast<unsigned short>(proc.console_size->height);
-      plan.console_cols = static_cast<unsigned short>(proc.console_size->width);
-    }
+    TRY(plan_process(proc, spec.linux.seccomp, plan));
     plan.preserve_fds = opts.preserve_fds;
     plan.in_userns = spec.linux.has_namespace(NamespaceType::kUser);
     // In a user namespace whose setgroups is denied (rootless), groups cannot be changed.
@@ -369,11 +343,7 @@ Result<int> exec_container(const RuntimeContext& ctx, const ExecOptions& opts) {
       if (!ready) return Error("exec process exited before reporting");
       break;  // EOF after kReady: the socket closed on exec
     }
-    if (m.type == SyncType::kFailure) {
-      std::string what = m.failure.step;
-      if (m.failure.detail[0] != '\0') what += std::string(" ") + m.failure.detail;
-      return Error(what, m.failure.err).context("exec in container " + opts.id);
-    }
+    if (m.type == SyncType::kFailure) return detail::child_error(m).context("exec in container " + opts.id);
     if (m.type == SyncType::kReady) ready = true;
   }
   kill_child.cancel();
