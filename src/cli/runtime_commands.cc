@@ -106,19 +106,24 @@ std::string ps_table_filter(const std::vector<pid_t>& pids, const std::vector<st
 
 }  // namespace
 
-int run_runtime_cli(const std::vector<std::string>& in_args, const std::vector<std::string>& tail) {
-  // Only the subcommand being run gets its options declared: building every CLI11 option of
-  // every subcommand was a quarter of the runtime's start-up instructions (callgrind).
-  std::string sub;
-  for (size_t i = 0; i < in_args.size(); ++i) {
-    const std::string& a = in_args[i];
+size_t subcommand_index(const std::vector<std::string>& args) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
     if (a == "--root" || a == "--log" || a == "--log-format" || a == "--criu") {
       ++i;
     } else if (a.empty() || a[0] != '-') {
-      sub = a == "ls" ? "list" : a;
-      break;
+      return i;
     }
   }
+  return args.size();
+}
+
+int run_runtime_cli(const std::vector<std::string>& in_args, const std::vector<std::string>& tail) {
+  // Only the subcommand being run gets its options declared: building every CLI11 option of
+  // every subcommand was a quarter of the runtime's start-up instructions (callgrind).
+  size_t sub_at = subcommand_index(in_args);
+  std::string sub = sub_at < in_args.size() ? in_args[sub_at] : "";
+  if (sub == "ls") sub = "list";
   auto want = [&](const char* name) { return sub.empty() || sub == name; };
   static const std::set<std::string> kKnown = {"create", "run", "start", "state", "kill", "delete", "pause",
                                                 "resume", "ps", "list", "features", "spec", "exec", "update"};

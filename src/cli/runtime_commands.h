@@ -7,6 +7,10 @@
 namespace strata::cli {
 
 // `args` without argv[0]; `tail` is the command of exec, or ps's options.
+// Index in args of the subcommand: the first word that is neither a global option nor the
+// value of one (--root, --log, --log-format, --criu); args.size() when there is none.
+size_t subcommand_index(const std::vector<std::string>& args);
+
 int run_runtime_cli(const std::vector<std::string>& args, const std::vector<std::string>& tail);
 
 }  // namespace strata::cli

@@ -11,6 +11,8 @@
 //    binary anyway (an unprivileged user and a root-owned binary: nothing to protect).
 #include "cli/runtime_exe_seal.h"
 
+#include "cli/runtime_commands.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -111,15 +113,8 @@ int sealed_memfd_copy(int exe, std::string* err) {
 }  // namespace
 
 bool starts_container_processes(const std::vector<std::string>& args) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--root" || args[i] == "--log" || args[i] == "--log-format" || args[i] == "--criu") {
-      ++i;
-      continue;
-    }
-    if (!args[i].empty() && args[i][0] == '-') continue;
-    return args[i] == "create" || args[i] == "run" || args[i] == "exec";
-  }
-  return false;
+  size_t i = subcommand_index(args);
+  return i < args.size() && (args[i] == "create" || args[i] == "run" || args[i] == "exec");
 }
 
 std::string ensure_unwritable_self(char** argv) {

@@ -25,7 +25,6 @@ const std::set<std::string> kExecValueOpts = {"--console-socket", "--cwd", "--en
                                               "--process-label", "--apparmor", "--cap", "-c", "--preserve-fds",
                                               "--cgroup"};
 const std::set<std::string> kPsValueOpts = {"--format", "-f"};
-const std::set<std::string> kGlobalValueOpts = {"--root", "--log", "--log-format", "--criu"};
 
 }  // namespace
 
@@ -42,11 +41,7 @@ int main(int argc, char** argv) {
   }
   // Split off the trailing command of exec/ps before CLI11 sees it.
   std::vector<std::string> tail;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] != "exec" && args[i] != "ps") {
-      if (kGlobalValueOpts.count(args[i])) ++i;
-      continue;
-    }
+  if (size_t i = strata::cli::subcommand_index(args); i < args.size() && (args[i] == "exec" || args[i] == "ps")) {
     const auto& value_opts = args[i] == "exec" ? kExecValueOpts : kPsValueOpts;
     size_t j = i + 1;
     while (j < args.size()) {
@@ -66,7 +61,6 @@ int main(int argc, char** argv) {
       tail.assign(args.begin() + static_cast<long>(j + 1), args.end());
       args.resize(j + 1);
     }
-    break;
   }
   return strata::cli::run_runtime_cli(args, tail);
 }
