@@ -48,6 +48,7 @@ e2e: build
 
 bench: build
 	$(BUILD)/bin/runtime_vs_peers
+	bash bench/image_vs_peers.sh $(BUILD)
 
 format:
 	find src tests bench -name '*.cc' -o -name '*.h' -o -name '*.c' | xargs clang-format -i

@@ -6,11 +6,17 @@ set -euo pipefail
 BUILD_PKGS=(
   cmake ninja-build g++ clang libclang-rt-14-dev ccache pkg-config
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libseccomp-dev
+  libssl-dev libarchive-dev libzstd-dev libboost1.81-dev libmnl-dev libnftables-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 TEST_PKGS=(
   busybox-static runc crun podman netavark aardvark-dns qemu-system-x86 cpio jq iproute2 procps
   hyperfine linux-perf strace uidmap
+  nftables skopeo docker-registry apache2-utils curl
+  # the guest kernel (guest/kernel/build.sh) and its QEMU test's root disk
+  linux-source-6.1 make bc bison flex libelf-dev libssl-dev xz-utils e2fsprogs
+  # the vmm e2e tests' peers (vsock host side, AF_PACKET frame reader) and bench/vmm_vs_qemu.py
+  python3 time
 )
 
 missing=()

@@ -13,20 +13,31 @@
 
 namespace strata::fs {
 
+Status read_chunks(int fd, const std::string& what, const std::function<Status(const char*, size_t)>& sink,
+                   size_t buf_size) {
+  std::vector<char> buf(buf_size);
+  for (;;) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::sys("read " + what);
+    }
+    if (n == 0) return ok();
+    TRY(sink(buf.data(), static_cast<size_t>(n)));
+  }
+}
+
 Result<std::string> read_file(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return Error::sys("open " + path);
   std::string out;
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Error::sys("read " + path);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
+  TRY(read_chunks(
+      fd.get(), path,
+      [&](const char* p, size_t n) -> Status {
+        out.append(p, n);
+        return ok();
+      },
+      8192));
   return out;
 }
 

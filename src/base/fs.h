@@ -4,6 +4,8 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +15,11 @@
 namespace strata::fs {
 
 Result<std::string> read_file(const std::string& path);
+// Reads fd to its end, handing each chunk (at most buf_size bytes) to `sink`; an error from the
+// sink stops the read and is returned. EINTR is retried; a failed read is "read <what>: errno".
+// The one read loop of the project: whole files, hashes, copies and archive entries use it.
+Status read_chunks(int fd, const std::string& what, const std::function<Status(const char*, size_t)>& sink,
+                   size_t buf_size = 64 * 1024);
 // Writes `data` to path through a temporary and rename(2): readers see the old or the new
 // content, never a partial one. `durable` adds an fsync before the rename, for files that
 // must survive a power loss (state under /run does not need it).

@@ -35,27 +35,6 @@ int fail(const Error& e) {
   return 1;
 }
 
-// "100M", "1g", "512k", "1048576" -> bytes; -1 stays -1 (unlimited).
-Result<int64_t> parse_size(const std::string& s) {
-  if (s == "-1") return -1;
-  std::string num = s;
-  int64_t mult = 1;
-  if (!num.empty()) {
-    char u = static_cast<char>(std::tolower(num.back()));
-    if (u == 'b') {
-      num.pop_back();
-      u = num.empty() ? '0' : static_cast<char>(std::tolower(num.back()));
-    }
-    if (u == 'k' || u == 'm' || u == 'g' || u == 't') {
-      mult = u == 'k' ? 1LL << 10 : u == 'm' ? 1LL << 20 : u == 'g' ? 1LL << 30 : 1LL << 40;
-      num.pop_back();
-    }
-  }
-  auto v = str::parse_int(num);
-  if (!v || *v < 0) return Error("invalid size \"" + s + "\"");
-  return *v * mult;
-}
-
 std::string ps_table_filter(const std::vector<pid_t>& pids, const std::vector<std::string>& ps_args) {
   // Run ps(1) with the caller's options and keep the header plus the container's lines, as runc.
   std::vector<std::string> args = {"ps"};
@@ -369,8 +348,8 @@ int run_runtime_cli(const std::vector<std::string>& in_args, const std::vector<s
       }
       auto size_opt = [&](const std::string& v, const char* flag) -> Result<std::optional<int64_t>> {
         if (v.empty()) return std::optional<int64_t>{};
-        auto s = parse_size(v);
-        if (!s) return std::move(s).error().context(flag);
+        auto s = str::parse_size(v);
+        if (!s) return Error(std::string(flag) + ": invalid size \"" + v + "\"");
         return std::optional<int64_t>{*s};
       };
       auto mem = size_opt(memory, "--memory");

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -20,12 +21,12 @@
 #include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 #include <thread>
 
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/log.h"
+#include "base/rfc3339.h"
 #include "oci/hooks.h"
 #include "oci/init.h"
 #include "oci/lifecycle_internal.h"
@@ -64,7 +65,8 @@ Status write_id_maps(pid_t pid, const Spec& spec) {
   auto fmt = [](const std::vector<IdMapping>& maps) {
     std::string s;
     for (const auto& m : maps) {
-      s += std::to_string(m.container_id) + " " + std::to_string(m.host_id) + " " + std::to_string(m.size) + "\n";
+      s += std::to_string(m.container_id) + " " + std::to_string(m.host_id) + " " + std::to_string(m.size) +
+           "\n";
     }
     return s;
   };
@@ -162,8 +164,9 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   PhaseTimer timer;
   TRY(validate_id(opts.id));
   if (ctx.systemd_cgroup && !fs::is_dir("/run/systemd/system")) {
-    return Error("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use the "
-                 "cgroupfs driver (drop --systemd-cgroup)");
+    return Error(
+        "--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use the "
+        "cgroupfs driver (drop --systemd-cgroup)");
   }
   StateStore store(ctx.root);
   TRY_CTX(store.ensure_root(), "create --root " + ctx.root);
@@ -191,7 +194,8 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
       return Error("linux.uidMappings/gidMappings: required with a new user namespace");
   }
   if (rootless && !new_userns && !spec.linux.has_namespace(NamespaceType::kUser)) {
-    return Error("running as an unprivileged user needs a user namespace in linux.namespaces (see `spec --rootless`)");
+    return Error(
+        "running as an unprivileged user needs a user namespace in linux.namespaces (see `spec --rootless`)");
   }
 
   // Cgroup first: the init must be inside it before it can fork anything.
@@ -205,7 +209,7 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   ContainerState st;
   st.id = opts.id;
   st.bundle = bundle;
-  st.created = now_rfc3339();
+  st.created = now_rfc3339_nanos();
   st.owner_uid = ::geteuid();
   st.cgroup_version = cgroup->version();
   st.cgroup_paths = cgroup->paths();
@@ -214,9 +218,10 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   TRY(store.save(st));
   TRY_CTX(cgroup->create(), "create cgroup");
   if (cgroup->skipped()) {
-    log->warn("container {}: running without a cgroup: the cgroup hierarchy is not delegated to uid {} "
-              "(resource limits, pause/resume and kill --all are unavailable)",
-              opts.id, ::geteuid());
+    log->warn(
+        "container {}: running without a cgroup: the cgroup hierarchy is not delegated to uid {} "
+        "(resource limits, pause/resume and kill --all are unavailable)",
+        opts.id, ::geteuid());
     st.cgroup_skipped = true;
     TRY(store.save(st));
   }
@@ -228,19 +233,20 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   }
   timer.mark("cgroup");
 
-
   UniqueFd console;
   UniqueFd proxy;
   if (!opts.console_socket.empty()) {
     ASSIGN_OR_RETURN(console, connect_console_socket(opts.console_socket));
   } else if (spec.process && spec.process->terminal && opts.proxy_terminal) {
     int sp[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) return Error::sys("socketpair for the terminal");
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0)
+      return Error::sys("socketpair for the terminal");
     proxy.reset(sp[0]);
     console.reset(sp[1]);
   } else if (spec.process && spec.process->terminal) {
-    return Error("process.terminal is true but no --console-socket was given (use `run` in the foreground, or "
-                 "set terminal to false)");
+    return Error(
+        "process.terminal is true but no --console-socket was given (use `run` in the foreground, or "
+        "set terminal to false)");
   }
 
   InitOptions io;
@@ -250,6 +256,7 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   io.no_pivot = opts.no_pivot;
   io.preserve_fds = opts.preserve_fds;
   io.console_fd = console.get();
+  io.seccomp_cache_dir = ctx.root + "/.seccomp-cache";
   ASSIGN_OR_RETURN(InitPlan plan, build_init_plan(spec, io));
   Cleanup close_join([&] {
     for (auto& [fd, t] : plan.join) ::close(fd);
@@ -272,8 +279,10 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   // to our own right after clone3 so that our hooks (poststart, poststop) do not run in it.
   UniqueFd own_pidns, own_timens;
   for (const auto& [fd, type] : plan.join) {
-    if (type == CLONE_NEWPID && !own_pidns) own_pidns.reset(::open("/proc/self/ns/pid_for_children", O_RDONLY | O_CLOEXEC));
-    if (type == CLONE_NEWTIME && !own_timens) own_timens.reset(::open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC));
+    if (type == CLONE_NEWPID && !own_pidns)
+      own_pidns.reset(::open("/proc/self/ns/pid_for_children", O_RDONLY | O_CLOEXEC));
+    if (type == CLONE_NEWTIME && !own_timens)
+      own_timens.reset(::open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC));
   }
   for (auto it = plan.join.begin(); it != plan.join.end();) {
     if (it->second == CLONE_NEWPID || it->second == CLONE_NEWTIME) {
@@ -312,7 +321,8 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
     born_in_cgroup = pid >= 0;
   }
   if (pid < 0) pid = ::syscall(SYS_clone3, &ca, sizeof ca);
-  if (pid < 0) return Error::sys("clone3 the container init (namespaces " + std::to_string(plan.clone_flags) + ")");
+  if (pid < 0)
+    return Error::sys("clone3 the container init (namespaces " + std::to_string(plan.clone_flags) + ")");
   if (pid == 0) {
     run_init(plan);
   }
@@ -355,7 +365,9 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
     Status joined = cgroup->add_process(c.pid);
     if (!joined.ok()) {
       // The init may have failed (and exited) meanwhile: its own report says why.
-      struct pollfd pfd {parent_sock.get(), POLLIN, 0};
+      struct pollfd pfd {
+        parent_sock.get(), POLLIN, 0
+      };
       SyncMsg m;
       if (::poll(&pfd, 1, 100) == 1 && sync_recv(parent_sock.get(), &m) == 1 && m.type == SyncType::kFailure)
         return child_error(m);
@@ -405,7 +417,8 @@ Status start_impl(const StateStore& store, const ContainerState& st, const Spec&
   std::string fifo = store.fifo_path(st.id);
   UniqueFd fd(::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
   if (!fd) {
-    if (errno == ENXIO || errno == ENOENT) return Error("container \"" + st.id + "\" is not waiting to start");
+    if (errno == ENXIO || errno == ENOENT)
+      return Error("container \"" + st.id + "\" is not waiting to start");
     return Error::sys("open " + fifo);
   }
   char one = '0';
@@ -414,11 +427,14 @@ Status start_impl(const StateStore& store, const ContainerState& st, const Spec&
   // runtime-spec: poststart hooks run after the user's process has been executed. The init holds
   // the only reading end of exec.fifo (close-on-exec) until its exec, or its death: then our
   // writing end sees POLLERR.
-  struct pollfd pfd {fd.get(), 0, 0};
+  struct pollfd pfd {
+    fd.get(), 0, 0
+  };
   while (::poll(&pfd, 1, -1) < 0 && errno == EINTR) {
   }
   fd.reset();
-  Status hooks = run_hooks(spec.hooks.poststart, "poststart", state_json(st, ContainerStatus::kRunning, false));
+  Status hooks =
+      run_hooks(spec.hooks.poststart, "poststart", state_json(st, ContainerStatus::kRunning, false));
   if (!hooks.ok()) {
     // runtime-spec: a failing poststart hook is logged and the lifecycle continues.
     log::get("runtime")->warn("container {}: {}", st.id, hooks.error().to_string());
@@ -441,7 +457,8 @@ Status destroy_impl(const StateStore& store, const ContainerState& st, const Spe
   }
   Status cgs = st.cgroup_skipped ? ok() : cg->destroy();
   if (spec != nullptr) {
-    Status hooks = run_hooks(spec->hooks.poststop, "poststop", state_json(st, ContainerStatus::kStopped, false));
+    Status hooks =
+        run_hooks(spec->hooks.poststop, "poststop", state_json(st, ContainerStatus::kStopped, false));
     if (!hooks.ok()) log::get("runtime")->warn("container {}: {}", st.id, hooks.error().to_string());
   }
   // A cgroup that would not go away keeps the state, so that a later delete can retry it.
@@ -518,8 +535,8 @@ Status delete_container(const RuntimeContext& ctx, const std::string& id, bool f
   }
   ContainerStatus status = current_status(store, *st);
   if ((status == ContainerStatus::kRunning || status == ContainerStatus::kPaused) && !force) {
-    return Error("cannot delete container \"" + id + "\" that is not stopped: " + std::string(status_name(status)) +
-                 " (use --force)");
+    return Error("cannot delete container \"" + id +
+                 "\" that is not stopped: " + std::string(status_name(status)) + " (use --force)");
   }
   auto spec = detail::load_saved_hooks(store, id);
   return detail::destroy_impl(store, *st, spec ? &*spec : nullptr);
@@ -531,8 +548,8 @@ static Status set_frozen(const RuntimeContext& ctx, const std::string& id, bool 
   ContainerStatus status = current_status(store, st);
   ContainerStatus need = freeze ? ContainerStatus::kRunning : ContainerStatus::kPaused;
   if (status != need) {
-    return Error(std::string(freeze ? "cannot pause" : "cannot resume") + " container \"" + id + "\": it is " +
-                 std::string(status_name(status)));
+    return Error(std::string(freeze ? "cannot pause" : "cannot resume") + " container \"" + id +
+                 "\": it is " + std::string(status_name(status)));
   }
   if (st.cgroup_skipped) return Error("container \"" + id + "\" has no cgroup (rootless without delegation)");
   auto cg = open_cgroup_manager(st.cgroup_version, st.cgroup_paths, st.cgroup_skipped);
@@ -540,7 +557,9 @@ static Status set_frozen(const RuntimeContext& ctx, const std::string& id, bool 
 }
 
 Status pause_container(const RuntimeContext& ctx, const std::string& id) { return set_frozen(ctx, id, true); }
-Status resume_container(const RuntimeContext& ctx, const std::string& id) { return set_frozen(ctx, id, false); }
+Status resume_container(const RuntimeContext& ctx, const std::string& id) {
+  return set_frozen(ctx, id, false);
+}
 
 Result<std::vector<pid_t>> container_pids(const RuntimeContext& ctx, const std::string& id) {
   StateStore store(ctx.root);

@@ -23,6 +23,7 @@
 #include <climits>
 #include <cstring>
 
+#include "base/fd_passing.h"
 #include "oci/init_internal.h"
 
 namespace strata::oci {
@@ -95,21 +96,9 @@ void set_console(const InitPlan& plan, bool own_console) {
   }
   // Hand the master to whoever listens on --console-socket (runc's protocol: SCM_RIGHTS with
   // the terminal's name as the payload).
-  struct msghdr msg {};
-  struct iovec iov {};
-  iov.iov_base = name;
-  iov.iov_len = ::strlen(name);
-  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))] = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = cbuf;
-  msg.msg_controllen = sizeof cbuf;
-  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  ::memcpy(CMSG_DATA(c), &master, sizeof(int));
-  if (::sendmsg(plan.console_fd, &msg, MSG_NOSIGNAL) < 0) die(plan, "send console to --console-socket", errno);
+  if (int r = send_with_fd(plan.console_fd, name, ::strlen(name), master); r < 0) {
+    die(plan, "send console to --console-socket", -r);
+  }
   ::close(master);
   ::close(plan.console_fd);
   // /dev/console is the terminal too, as on a real system.
@@ -118,7 +107,8 @@ void set_console(const InitPlan& plan, bool own_console) {
     int fd = ::open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd >= 0) {
       ::close(fd);
-      if (::mount(name, "/dev/console", nullptr, MS_BIND, nullptr) != 0) die(plan, "bind /dev/console", errno, name);
+      if (::mount(name, "/dev/console", nullptr, MS_BIND, nullptr) != 0)
+        die(plan, "bind /dev/console", errno, name);
     }
   }
   if (::setsid() < 0) die(plan, "setsid", errno);
@@ -192,6 +182,15 @@ void resolve_exe(const InitPlan& plan, char* out, size_t size) {
   if (!S_ISREG(st.st_mode)) die(plan, "find executable", EACCES, out, "is not a regular file");
 }
 
+// args[0] resolved, the parent is told that the process is ready (create returns then); both
+// the init and an exec'd process do this last before their own wait or exec.
+void resolve_and_report_ready(const InitPlan& plan, char* exe, size_t size) {
+  resolve_exe(plan, exe, size);
+  SyncMsg m;
+  m.type = SyncType::kReady;
+  if (!sync_send(plan.sync_fd, m)) ::_exit(126);
+}
+
 void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks, const char* kind) {
   for (const auto& h : hooks) {
     // A socket, not a pipe: send(MSG_NOSIGNAL) to a hook that exited early must not kill us
@@ -202,7 +201,8 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
     if (pid < 0) die(plan, kind, errno, "fork");
     if (pid == 0) {
       ::dup2(p[0], 0);
-      ::execve(h.path.c_str(), const_cast<char* const*>(h.argv.data()), const_cast<char* const*>(h.envp.data()));
+      ::execve(h.path.c_str(), const_cast<char* const*>(h.argv.data()),
+               const_cast<char* const*>(h.envp.data()));
       ::_exit(127);
     }
     ::close(p[0]);
@@ -215,7 +215,9 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
     // stretches on a loaded machine).
     int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
     if (pidfd >= 0 && h.timeout_s > 0) {
-      struct pollfd pfd {pidfd, POLLIN, 0};
+      struct pollfd pfd {
+        pidfd, POLLIN, 0
+      };
       int r;
       do {
         r = ::poll(&pfd, 1, h.timeout_s * 1000);
@@ -270,7 +272,8 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
     if (::syscall(SYS_getcwd, wd, sizeof wd) < 0 || wd[0] != '/')
       die(plan, "chdir to cwd", EPERM, plan.cwd.c_str(), "is outside the container's root");
   }
-  if (plan.no_new_privs && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die(plan, "set no_new_privs", errno);
+  if (plan.no_new_privs && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+    die(plan, "set no_new_privs", errno);
   // --preserve-fds: 3..3+N-1 stay open across exec; nothing else of ours may leak in
   // (CVE-2024-21626: every other fd is close-on-exec from here on).
   for (int fd = 3; fd < 3 + plan.preserve_fds; ++fd) {
@@ -370,12 +373,7 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
   if (plan.terminal && plan.console_fd >= 0) set_console(plan, true);
   apply_rlimits(plan);
   char exe[PATH_MAX];
-  resolve_exe(plan, exe, sizeof exe);
-  {
-    SyncMsg m;
-    m.type = SyncType::kReady;
-    if (!sync_send(plan.sync_fd, m)) ::_exit(126);
-  }
+  resolve_and_report_ready(plan, exe, sizeof exe);
   if (plan.fifo_fd >= 0) {
     // Blocks until `start` writes one byte. Opened O_RDWR, so no writer ever means EOF.
     char c;
@@ -398,17 +396,13 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
   wait_for(plan, SyncType::kGo);
   // One setns() with a pidfd enters every namespace at once, user namespace first (the
   // kernel orders them), and moves our root and cwd into the container's mount namespace.
-  if (setns_flags != 0 && ::setns(target_pidfd, setns_flags) != 0) die(plan, "enter container namespaces", errno);
+  if (setns_flags != 0 && ::setns(target_pidfd, setns_flags) != 0)
+    die(plan, "enter container namespaces", errno);
   ::close(target_pidfd);
   if (plan.terminal && plan.console_fd >= 0) set_console(plan, false);
   apply_rlimits(plan);
   char exe[PATH_MAX];
-  resolve_exe(plan, exe, sizeof exe);
-  {
-    SyncMsg m;
-    m.type = SyncType::kReady;
-    if (!sync_send(plan.sync_fd, m)) ::_exit(126);
-  }
+  resolve_and_report_ready(plan, exe, sizeof exe);
   finish_process(plan, exe);
 }
 

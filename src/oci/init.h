@@ -120,12 +120,14 @@ struct InitOptions {
   bool no_pivot = false;
   int preserve_fds = 0;
   int console_fd = -1;
+  std::string seccomp_cache_dir;  // compiled seccomp programs (empty: compile every time)
 };
 
 Result<InitPlan> build_init_plan(const Spec& spec, const InitOptions& opts);
 // The process half of a plan (args, env, user, rlimits, capabilities, seccomp, terminal), shared
 // by the container's init and by `exec`.
-Status plan_process(const Process& proc, const std::optional<Seccomp>& seccomp, InitPlan& plan);
+Status plan_process(const Process& proc, const std::optional<Seccomp>& seccomp, InitPlan& plan,
+                    const std::string& seccomp_cache_dir = {});
 // argv/envp are left to finalize_plan.
 HookPlan make_hook_plan(const Hook& h);
 // Fills argv/envp pointer arrays from args/env; call after the plan stops moving.

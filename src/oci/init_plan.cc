@@ -79,7 +79,8 @@ Result<MountStep> plan_mount(const Mount& m, size_t index, const Spec& spec, con
 
 }  // namespace
 
-Status plan_process(const Process& proc, const std::optional<Seccomp>& seccomp, InitPlan& plan) {
+Status plan_process(const Process& proc, const std::optional<Seccomp>& seccomp, InitPlan& plan,
+                    const std::string& seccomp_cache_dir) {
   plan.args = proc.args;
   plan.env = proc.env;
   plan.path_env = kDefaultPath;
@@ -95,7 +96,7 @@ Status plan_process(const Process& proc, const std::optional<Seccomp>& seccomp, 
   plan.caps = plan_capabilities(proc.capabilities);
   plan.no_new_privs = proc.no_new_privileges;
   if (seccomp) {
-    auto prog = compile_seccomp(*seccomp);
+    auto prog = compile_seccomp_cached(*seccomp, seccomp_cache_dir);
     if (!prog) return std::move(prog).error().context("linux.seccomp");
     plan.seccomp = std::move(*prog);
   }
@@ -254,7 +255,7 @@ Result<InitPlan> build_init_plan(const Spec& spec, const InitOptions& opts) {
   }
 
   // Process.
-  TRY(plan_process(proc, spec.linux.seccomp, plan));
+  TRY(plan_process(proc, spec.linux.seccomp, plan, opts.seccomp_cache_dir));
   // An unprivileged runtime must deny setgroups(2) in a new user namespace before it may
   // write gid_map; the process then keeps no supplementary groups.
   plan.setgroups_allowed = !(plan.new_userns && ::geteuid() != 0);

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -19,9 +20,9 @@
 #include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "base/cleanup.h"
+#include "base/fd_passing.h"
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/strings.h"
@@ -36,22 +37,10 @@ namespace detail {
 
 Result<int> receive_pty_master(int sock) {
   char name[128];
-  struct iovec iov {name, sizeof name};
-  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr msg {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = cbuf;
-  msg.msg_controllen = sizeof cbuf;
-  ssize_t n;
-  do {
-    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return Error::sys("receive the container's terminal");
-  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (c == nullptr || c->cmsg_type != SCM_RIGHTS) return Error("receive the container's terminal: no fd sent");
-  int fd;
-  std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  int fd = -1;
+  ssize_t n = recv_with_fd(sock, name, sizeof name, &fd);
+  if (n < 0) return Error::sys("receive the container's terminal", static_cast<int>(-n));
+  if (fd < 0) return Error("receive the container's terminal: no fd sent");
   return fd;
 }
 
@@ -212,7 +201,8 @@ int differing_namespaces(pid_t pid, const Spec& spec) {
   int flags = 0;
   for (const auto& ns : spec.linux.namespaces) {
     std::string name(namespace_proc_name(ns.type));
-    struct stat a {}, b {};
+    struct stat a {
+    }, b{};
     if (::stat(("/proc/" + std::to_string(pid) + "/ns/" + name).c_str(), &a) != 0) continue;
     if (::stat(("/proc/self/ns/" + name).c_str(), &b) != 0) continue;
     if (a.st_ino != b.st_ino || a.st_dev != b.st_dev) flags |= namespace_clone_flag(ns.type);
@@ -272,7 +262,7 @@ Result<int> exec_container(const RuntimeContext& ctx, const ExecOptions& opts) {
   // The init plan's process half; the rootfs part stays unused.
   InitPlan plan;
   {
-    TRY(plan_process(proc, spec.linux.seccomp, plan));
+    TRY(plan_process(proc, spec.linux.seccomp, plan, ctx.root + "/.seccomp-cache"));
     plan.preserve_fds = opts.preserve_fds;
     plan.in_userns = spec.linux.has_namespace(NamespaceType::kUser);
     // In a user namespace whose setgroups is denied (rootless), groups cannot be changed.
@@ -366,11 +356,14 @@ std::string features_json() {
   j["ociVersionMin"] = "1.0.0";
   j["ociVersionMax"] = "1.1.0";
   j["hooks"] = {"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"};
-  j["mountOptions"] = {"acl", "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
-                       "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
-                       "nostrictatime", "nosuid", "nosymfollow", "private", "rbind", "relatime", "remount",
-                       "ro", "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "slave",
-                       "strictatime", "suid", "symfollow", "sync", "unbindable"};
+  j["mountOptions"] = {"acl",        "async",         "atime",       "bind",        "defaults",
+                       "dev",        "diratime",      "dirsync",     "exec",        "mand",
+                       "noatime",    "nodev",         "nodiratime",  "noexec",      "nomand",
+                       "norelatime", "nostrictatime", "nosuid",      "nosymfollow", "private",
+                       "rbind",      "relatime",      "remount",     "ro",          "rprivate",
+                       "rshared",    "rslave",        "runbindable", "rw",          "shared",
+                       "slave",      "strictatime",   "suid",        "symfollow",   "sync",
+                       "unbindable"};
   nlohmann::json linux;
   linux["namespaces"] = {"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"};
   linux["capabilities"] = all_capability_names();
@@ -384,7 +377,8 @@ std::string features_json() {
        {"SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ",
         "SCMP_CMP_NE"}},
       {"archs", {"SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"}},
-      {"supportedFlags", {"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"}}};
+      {"supportedFlags",
+       {"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"}}};
   linux["apparmor"] = {{"enabled", false}};
   linux["selinux"] = {{"enabled", false}};
   linux["intelRdt"] = {{"enabled", false}};

@@ -20,6 +20,9 @@ struct SeccompProgram {
 // compiles. Syscall names unknown to libseccomp are skipped, as runc does, so that profiles
 // written for newer kernels still load.
 Result<SeccompProgram> compile_seccomp(const Seccomp& spec);
+// compile_seccomp() through a per-root cache of compiled programs (seccomp_cache.cc); an empty
+// cache_dir compiles every time.
+Result<SeccompProgram> compile_seccomp_cached(const Seccomp& spec, const std::string& cache_dir);
 
 // Installs the program with seccomp(2). Needs no_new_privs or CAP_SYS_ADMIN. Returns 0 or
 // -errno (-ESRCH when SECCOMP_FILTER_FLAG_TSYNC could not synchronise a thread). An empty

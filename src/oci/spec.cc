@@ -472,18 +472,15 @@ Result<std::string> read_config(const std::string& path) {
   if (static_cast<uint64_t>(st.st_size) > kMaxConfigBytes)
     return Error("read " + path + ": larger than " + std::to_string(kMaxConfigBytes) + " bytes");
   std::string out;
-  char buf[16384];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Error::sys("read " + path);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > kMaxConfigBytes)
-      return Error("read " + path + ": larger than " + std::to_string(kMaxConfigBytes) + " bytes");
-  }
+  TRY(fs::read_chunks(
+      fd.get(), path,
+      [&](const char* p, size_t n) -> Status {
+        out.append(p, n);
+        if (out.size() > kMaxConfigBytes)
+          return Error("read " + path + ": larger than " + std::to_string(kMaxConfigBytes) + " bytes");
+        return ok();
+      },
+      16384));
   return out;
 }
 

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <ctime>
 #include <nlohmann/json.hpp>
 
 #include "base/fs.h"
@@ -18,11 +17,16 @@ using nlohmann::json;
 
 std::string_view status_name(ContainerStatus s) {
   switch (s) {
-    case ContainerStatus::kCreating: return "creating";
-    case ContainerStatus::kCreated: return "created";
-    case ContainerStatus::kRunning: return "running";
-    case ContainerStatus::kPaused: return "paused";
-    case ContainerStatus::kStopped: return "stopped";
+    case ContainerStatus::kCreating:
+      return "creating";
+    case ContainerStatus::kCreated:
+      return "created";
+    case ContainerStatus::kRunning:
+      return "running";
+    case ContainerStatus::kPaused:
+      return "paused";
+    case ContainerStatus::kStopped:
+      return "stopped";
   }
   return "unknown";
 }
@@ -31,12 +35,15 @@ Status validate_id(std::string_view id) {
   if (id.empty()) return Error("invalid container id: empty");
   if (id.size() > 1024) return Error("invalid container id: longer than 1024 bytes");
   if (id == "." || id == "..") return Error("invalid container id \"" + std::string(id) + "\"");
+  // Names starting with '.' are the runtime's own (lock files, the seccomp cache).
+  if (id[0] == '.')
+    return Error("invalid container id \"" + std::string(id) + "\": it may not start with '.'");
   for (char c : id) {
     bool okc = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
                c == '-' || c == '.' || c == '+';
     if (!okc) {
-      return Error("invalid container id \"" + std::string(id) + "\": only letters, digits and _+.- are allowed" +
-                   (c == '/' ? " (no '/')" : ""));
+      return Error("invalid container id \"" + std::string(id) +
+                   "\": only letters, digits and _+.- are allowed" + (c == '/' ? " (no '/')" : ""));
     }
   }
   return ok();
@@ -57,7 +64,8 @@ Result<UniqueFd> StateStore::lock(const std::string& id) const {
     }
     // remove() unlinks the lock file while holding it; a waiter that then gets the lock holds
     // it on a file nobody else will open. Only the file still at `path` counts: else retry.
-    struct stat held {}, now {};
+    struct stat held {
+    }, now{};
     if (::fstat(fd.get(), &held) == 0 && ::stat(path.c_str(), &now) == 0 && held.st_ino == now.st_ino &&
         held.st_dev == now.st_dev)
       return fd;
@@ -183,17 +191,6 @@ std::string state_json(const ContainerState& st, ContainerStatus status, bool pr
   j["owner"] = "";
   if (!st.annotations.empty()) j["annotations"] = st.annotations;
   return pretty ? j.dump(2) : j.dump();
-}
-
-std::string now_rfc3339() {
-  struct timespec ts {};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  struct tm tm {};
-  ::gmtime_r(&ts.tv_sec, &tm);
-  char buf[64];
-  size_t n = ::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  ::snprintf(buf + n, sizeof buf - n, ".%09ldZ", ts.tv_nsec);
-  return buf;
 }
 
 }  // namespace strata::oci

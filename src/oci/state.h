@@ -73,6 +73,5 @@ uint64_t process_start_time(pid_t pid);
 ContainerStatus current_status(const StateStore& store, const ContainerState& st);
 // The runtime-spec state JSON (with runc's extra rootfs/created/owner fields).
 std::string state_json(const ContainerState& st, ContainerStatus status, bool pretty);
-std::string now_rfc3339();
 
 }  // namespace strata::oci

@@ -27,3 +27,27 @@ finish() {
   echo "e2e: $PASSED passed, $FAILED failed"
   [[ $FAILED -eq 0 ]]
 }
+# use_podman_conf DIR: writes DIR/containers.conf with what podman needs on these machines
+# (ENVIRONMENT.md: cgroupfs, the file events logger, netavark, ulimits under the hard limits)
+# and points CONTAINERS_CONF at it.
+use_podman_conf() {
+  cat >"$1/containers.conf" <<'CONF'
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1000:1000"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+[network]
+network_backend = "netavark"
+CONF
+  export CONTAINERS_CONF=$1/containers.conf
+}
+# in_own_netns SCRIPT ARGS...: re-executes SCRIPT in a network namespace of its own (bridges,
+# nftables tables and ports are per namespace, so the host's networking is never touched),
+# then, inside, brings its loopback up. Call it as `in_own_netns "$0" "$@"` before anything else.
+in_own_netns() {
+  if [[ -z ${STRATA_OWN_NETNS:-} ]]; then
+    exec unshare --net env STRATA_OWN_NETNS=1 bash "$@"
+  fi
+  ip link set lo up
+}

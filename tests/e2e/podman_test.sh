@@ -9,16 +9,7 @@ ROOTFS=${STRATA_ROOTFS_DIR:?}
 command -v podman >/dev/null || { echo "podman missing: run scripts/install-deps.sh"; exit 1; }
 
 work=$(mktemp -d /tmp/strata-podman.XXXXXX)
-cat > "$work/containers.conf" <<'CONF'
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=1000:1000"]
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-[network]
-network_backend = "netavark"
-CONF
-export CONTAINERS_CONF=$work/containers.conf
+use_podman_conf "$work"
 P=(timeout 120 podman --root "$work/storage" --runroot "$work/run" --runtime "$BIN/strata-runtime")
 cleanup() {
   "${P[@]}" rm -af -t 0 >/dev/null 2>&1

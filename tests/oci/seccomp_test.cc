@@ -17,6 +17,8 @@
 #include <cstring>
 #include <string>
 
+#include "base/fs.h"
+
 namespace strata::oci {
 namespace {
 
@@ -305,6 +307,56 @@ TEST(SeccompDefaultTest, AllowsOrdinaryWorkAndRefusesTheRest) {
   ::rmdir(path);
   ::rmdir(dir);
   EXPECT_EQ(code, 63);
+}
+
+TEST(SeccompTest, CacheCompilesOnceAndChecksTheProfile) {
+  std::string dir = ::testing::TempDir() + "/seccomp_cache_" + std::to_string(::getpid());
+  Seccomp profile = default_seccomp_profile();
+  auto fresh = compile_seccomp(profile);
+  ASSERT_TRUE(fresh.ok());
+  auto first = compile_seccomp_cached(profile, dir);
+  ASSERT_TRUE(first.ok()) << first.error().to_string();
+  auto files = fs::list_dir(dir);
+  ASSERT_EQ(files.size(), 1u);
+  std::string path = dir + "/" + files[0];
+  // A second compile is a load: the same program, and the file is what it came from (a
+  // changed program byte in the file shows up in the result).
+  auto text = fs::read_file(path);
+  ASSERT_TRUE(text.ok());
+  std::string patched = *text;
+  patched.back() ^= 0x01;
+  ASSERT_TRUE(fs::write_file_atomic(path, patched, 0600).ok());
+  auto loaded = compile_seccomp_cached(profile, dir);
+  ASSERT_TRUE(loaded.ok());
+  ASSERT_EQ(loaded->filter.size(), fresh->filter.size());
+  EXPECT_NE(
+      std::memcmp(loaded->filter.data(), fresh->filter.data(), fresh->filter.size() * sizeof(sock_filter)),
+      0);
+  ASSERT_TRUE(fs::write_file_atomic(path, *text, 0600).ok());
+  loaded = compile_seccomp_cached(profile, dir);
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(
+      std::memcmp(loaded->filter.data(), fresh->filter.data(), fresh->filter.size() * sizeof(sock_filter)),
+      0);
+  EXPECT_EQ(loaded->flags, fresh->flags);
+
+  // Another profile never gets this program, even if its file name were the same: the file
+  // holds the profile text and a different one is recompiled (and cached beside it).
+  Seccomp other = profile;
+  other.syscalls.pop_back();
+  auto other_prog = compile_seccomp_cached(other, dir);
+  ASSERT_TRUE(other_prog.ok());
+  auto other_fresh = compile_seccomp(other);
+  ASSERT_TRUE(other_fresh.ok());
+  EXPECT_EQ(other_prog->filter.size(), other_fresh->filter.size());
+  EXPECT_EQ(fs::list_dir(dir).size(), 2u);
+  // A damaged file is recompiled, not trusted.
+  ASSERT_TRUE(fs::write_file_atomic(path, "strata-seccomp-cache 1\ngarbage", 0600).ok());
+  auto again = compile_seccomp_cached(profile, dir);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(
+      std::memcmp(again->filter.data(), fresh->filter.data(), fresh->filter.size() * sizeof(sock_filter)), 0);
+  (void)fs::remove_tree(dir);
 }
 
 }  // namespace

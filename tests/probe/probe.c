@@ -262,8 +262,34 @@ static int count_fds(void) {
   return n;
 }
 
+/* Looks NAME up in /etc/hosts the way the "files" NSS module does (address, then names and
+ * aliases) and prints the address. Debian's busybox-static cannot resolve names (its static
+ * glibc getaddrinfo crashes without the NSS modules), so tests resolve with this. */
+static int resolve_host(const char* name) {
+  FILE* f = fopen("/etc/hosts", "r");
+  if (!f) return 2;
+  char line[1024];
+  while (fgets(line, sizeof line, f)) {
+    char* hash = strchr(line, '#');
+    if (hash) *hash = '\0';
+    char* save = NULL;
+    char* addr = strtok_r(line, " \t\n", &save);
+    if (!addr) continue;
+    for (char* n = strtok_r(NULL, " \t\n", &save); n; n = strtok_r(NULL, " \t\n", &save)) {
+      if (strcmp(n, name) == 0) {
+        printf("%s\n", addr);
+        fclose(f);
+        return 0;
+      }
+    }
+  }
+  fclose(f);
+  return 1;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 3 && strcmp(argv[1], "exit") == 0) return atoi(argv[2]);
+  if (argc >= 3 && strcmp(argv[1], "resolve") == 0) return resolve_host(argv[2]);
   if (argc >= 3 && strcmp(argv[1], "sleep") == 0) { sleep((unsigned)atoi(argv[2])); return 0; }
   if (argc >= 3 && strcmp(argv[1], "read") == 0) { read_paths(argc, argv); return 0; }
   if (argc >= 3 && strcmp(argv[1], "write") == 0) { write_paths(argc, argv); return 0; }

@@ -338,9 +338,18 @@ std::vector<std::string> RuntimeTest::residue() {
       }
     }
   }
-  // --root: nothing left (no state dir, no lock file).
+  // --root: nothing left (no state dir, no lock file). The compiled-seccomp cache is the
+  // runtime's, not a container's: it stays by design, and holds only .bpf files.
   if (stdfs::exists(root_)) {
-    for (const auto& e : stdfs::directory_iterator(root_)) out.push_back("--root entry " + e.path().string());
+    for (const auto& e : stdfs::directory_iterator(root_)) {
+      if (e.path().filename() == ".seccomp-cache") {
+        for (const auto& f : stdfs::directory_iterator(e.path())) {
+          if (f.path().extension() != ".bpf") out.push_back("seccomp cache entry " + f.path().string());
+        }
+        continue;
+      }
+      out.push_back("--root entry " + e.path().string());
+    }
   }
   // Processes: none carrying our tag (the runtime, its children and every container process).
   std::string needle = "STRATA_IT_TAG=" + tag_;

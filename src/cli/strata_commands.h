@@ -1,0 +1,53 @@
+// The command groups of the `strata` CLI (docker/podman habits), one file each:
+// strata_container.cc (run ps logs stop kill rm exec inspect stats, container cleanup),
+// strata_image.cc (image pull/push/ls/inspect/rm/prune/tag/import/export/save/load, login),
+// strata_network.cc (network create/ls/inspect/rm), strata_vm.cc (vm ...).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+
+namespace strata::cli {
+
+struct Globals {
+  std::string root = "/var/lib/strata";
+  bool debug = false;
+  int exit_code = 0;
+  // Binaries beside this one (build/bin or /usr/local/bin).
+  std::string self_exe;
+  std::string monitor_exe;
+};
+
+// Prints "strata: <message>" on stderr and returns exit code 125 (podman's code for an error
+// of the tool itself, as opposed to the container's own exit code).
+int fail(const Error& e);
+// "Less than a second", "5 seconds", "3 minutes", "2 hours", "4 days" (podman's wording for
+// CREATED and STATUS columns; callers add " ago").
+std::string human_duration(int64_t seconds);
+
+// What `strata run` takes from an image (strata_image.cc): its layers, bottom first, and the
+// defaults of its config.
+struct RunImage {
+  std::string name;    // as the user wrote it, normalized ("docker.io/library/busybox:latest")
+  std::string digest;  // manifest digest
+  std::vector<std::string> layers;
+  std::vector<std::string> env, entrypoint, cmd, volumes;
+  std::string working_dir, user, stop_signal;
+  std::map<std::string, std::string> labels;
+};
+// pull_policy: "missing" (pull when not present), "always", "never".
+Result<RunImage> image_for_run(const Globals& g, const std::string& ref, const std::string& pull_policy);
+
+void add_container_commands(CLI::App& app, Globals& g);
+void add_image_commands(CLI::App& app, Globals& g);
+// strata image import | export | save | load (strata_image_archive.cc), under `image`.
+void add_image_archive_commands(CLI::App& image, Globals& g);
+void add_network_commands(CLI::App& app, Globals& g);
+// strata vm run|ls|stop|rm|pause|resume|snapshot|restore (strata_vm.cc): strata-vmm processes.
+void add_vm_commands(CLI::App& app, Globals& g);
+
+}  // namespace strata::cli

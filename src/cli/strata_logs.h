@@ -1,0 +1,25 @@
+// `strata logs` (podman's k8s-file format, written by strata-monitor) and `strata stats`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "sandbox/record.h"
+
+namespace strata::cli {
+
+struct LogOptions {
+  bool follow = false;
+  bool timestamps = false;
+  int64_t tail = -1;  // lines from the end; -1 all
+};
+
+// stdout lines to stdout, stderr lines to stderr; with follow, until the container has exited.
+Status print_logs(const sandbox::ContainerStore& store, const std::string& id, const LogOptions& opts);
+
+// One sample per container: CPU (average since start), memory usage/limit, pids.
+int print_stats(const std::string& root, const std::vector<std::string>& keys, const std::string& format);
+
+}  // namespace strata::cli

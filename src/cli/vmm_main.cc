@@ -1,0 +1,146 @@
+// strata-vmm: one micro-VM per process, with Firecracker's command line and REST API so that
+// Firecracker clients drive it unchanged:
+//   strata-vmm --api-sock /tmp/fc.sock                 # configure and start over the API
+//   strata-vmm --config-file vm.json [--no-api]        # Firecracker's config-file layout
+// and, a strata extension for scripts and benchmarks, a VM straight from flags:
+//   strata-vmm --kernel K [--initrd I] [--cmdline ...] [--mem MiB] [--vcpus N] [--disk IMG[:ro]] [--rng]
+//
+// Exit status: 0 when the guest powered off or asked for a reset (as Firecracker), 3 triple
+// fault, 4 KVM internal error (e.g. an instruction KVM cannot emulate), 5 failed VM entry,
+// 1 a host-side error, 152 bad configuration (Firecracker's BadConfiguration), 153 bad
+// arguments.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <thread>
+
+#include "base/fs.h"
+#include "base/log.h"
+#include "vmm/api/http_server.h"
+#include "vmm/api/router.h"
+#include "vmm/monitor.h"
+
+namespace {
+
+using namespace strata::vmm;
+
+int fail(int code, const std::string& msg) {
+  std::fprintf(stderr, "strata-vmm: %s\n", msg.c_str());
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"strata-vmm: a KVM micro-VM monitor with Firecracker's API", "strata-vmm"};
+  std::string api_sock = "/run/firecracker.socket", config_file, id = "anonymous-instance", log_path, level,
+              metrics_path;
+  std::string kernel, initrd, cmdline = kDefaultCmdline;
+  uint64_t mem_mib = 128, max_payload = 51200;
+  uint32_t vcpus = 1;
+  bool no_api = false, rng = false, boot_timer = false, show_level = false, show_origin = false;
+  std::vector<std::string> disks;
+  app.add_option("--api-sock", api_sock, "unix socket of the API")->capture_default_str();
+  app.add_option("--config-file", config_file, "start from a Firecracker JSON configuration");
+  app.add_flag("--no-api", no_api, "do not serve the API (needs --config-file or --kernel)");
+  app.add_option("--id", id, "instance id shown by GET /")->capture_default_str();
+  app.add_option("--log-path", log_path, "log file");
+  app.add_option("--level", level, "log level (Error, Warning, Info, Debug)");
+  app.add_flag("--show-level", show_level, "accepted for Firecracker compatibility");
+  app.add_flag("--show-log-origin", show_origin, "accepted for Firecracker compatibility");
+  app.add_option("--metrics-path", metrics_path, "metrics file");
+  app.add_flag("--boot-timer", boot_timer, "accepted for Firecracker compatibility");
+  app.add_option("--http-api-max-payload-size", max_payload, "largest API request body")->capture_default_str();
+  app.add_option("--kernel", kernel, "boot this kernel now (bzImage or ELF with a PVH entry); implies --no-api");
+  app.add_option("--initrd", initrd, "initial ramdisk (with --kernel)");
+  app.add_option("--cmdline", cmdline, "kernel command line (with --kernel)")->capture_default_str();
+  app.add_option("--mem", mem_mib, "guest memory in MiB (with --kernel)")->capture_default_str();
+  app.add_option("--vcpus", vcpus, "number of vCPUs (with --kernel)")->capture_default_str();
+  app.add_option("--disk", disks, "virtio-blk disk PATH[:ro], repeatable, ids drive0, drive1, ... (with --kernel)");
+  app.add_flag("--rng", rng, "a virtio-rng device (with --kernel)");
+  app.set_version_flag("--version", "strata-vmm 0.1.0 (Firecracker API 1.4)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 153;
+  }
+
+  strata::log::Options lo;
+  lo.file = log_path;
+  lo.debug = level == "Debug" || level == "debug" || level == "Trace" || level == "trace";
+  strata::log::setup(lo);
+
+  // SIGINT/SIGTERM end the VM cleanly (the API socket is removed): one thread waits for them.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  Monitor mon(STDOUT_FILENO, STDIN_FILENO);
+  api::InstanceInfo info;
+  info.id = id;
+  api::Router router(mon, info);
+  if (!metrics_path.empty()) {
+    if (auto st = mon.configure_metrics({metrics_path}); !st) return fail(152, st.error().to_string());
+  }
+
+  if (!kernel.empty()) {
+    no_api = true;
+    api::VmConfig c;
+    c.boot_source = api::BootSource{kernel, initrd.empty() ? std::nullopt : std::optional<std::string>(initrd), cmdline};
+    c.machine_config.vcpu_count = vcpus;
+    c.machine_config.mem_size_mib = mem_mib;
+    for (size_t i = 0; i < disks.size(); ++i) {
+      api::Drive d;
+      d.drive_id = "drive" + std::to_string(i);
+      d.path_on_host = disks[i];
+      d.cache_type = api::CacheType::kWriteback;  // flush reaches the disk (Firecracker's default is Unsafe)
+      if (d.path_on_host.size() > 3 && d.path_on_host.compare(d.path_on_host.size() - 3, 3, ":ro") == 0) {
+        d.path_on_host.resize(d.path_on_host.size() - 3);
+        d.is_read_only = true;
+      }
+      c.drives.push_back(d);
+    }
+    if (rng) c.entropy = api::Entropy{};
+    router.set_config(c);
+    if (auto st = mon.start(c); !st) return fail(152, "start the microVM: " + st.error().to_string());
+  } else if (!config_file.empty()) {
+    auto text = strata::fs::read_file(config_file);
+    if (!text) return fail(152, "read config file: " + text.error().to_string());
+    auto c = api::parse_vm_config(*text);
+    if (!c) return fail(152, "config file " + config_file + ": " + c.error().message());
+    if (c->boot_source) {
+      if (auto st = mon.check_boot_source(*c->boot_source); !st) return fail(152, "config file " + config_file + ": " + st.error().to_string());
+    }
+    router.set_config(*c);
+    if (auto st = mon.start(*c); !st) return fail(152, "start the microVM: " + st.error().to_string());
+  } else if (no_api) {
+    return fail(153, "--no-api needs --config-file (or --kernel)");
+  }
+
+  std::unique_ptr<api::ApiServer> server;
+  if (!no_api) {
+    api::ApiServerOptions opts;
+    opts.max_body_bytes = max_payload;
+    auto s = api::ApiServer::start(api_sock, router, opts);
+    if (!s) return fail(1, "serve the API on " + api_sock + ": " + s.error().to_string());
+    server = std::move(*s);
+  }
+  std::thread([&mon, sigs] {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    mon.shutdown();
+  }).detach();
+
+  ExitReport r = mon.run_until_exit();
+  if (server) server->stop();
+  if (r.kind != ExitReport::kPowerOff || !r.detail.empty()) {
+    std::fprintf(stderr, "strata-vmm: %s%s%s\n", r.name(), r.detail.empty() ? "" : ": ", r.detail.c_str());
+  }
+  return r.exit_code();
+}

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# strata-vmm as a Firecracker client sees it: curl --unix-socket in the order Firecracker's
+# getting-started guide uses (boot-source, machine-config, drives, actions InstanceStart), then
+# pause, snapshot/create, a new process with snapshot/load, and the error cases the issue lists,
+# each a 400 with a fault_message while the monitor keeps serving. Guests: the project's own
+# (guest/tests), which run under the KVM of these machines.
+source "$(dirname "$0")/lib.sh"
+src=${STRATA_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+bin=${STRATA_BIN_DIR:-$src/build/bin}
+guests=${STRATA_GUEST_DIR:-$bin/../guest}
+work=$(mktemp -d /tmp/strata-vmm-api.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# start_vmm NAME: a monitor serving $work/NAME.sock, console in $work/NAME.out
+start_vmm() {
+  "$bin/strata-vmm" --api-sock "$work/$1.sock" --id "$1" >"$work/$1.out" 2>"$work/$1.err" </dev/null &
+  PIDS+=($!)
+  eval "${1}_pid=$!"
+  for _ in $(seq 50); do [[ -S $work/$1.sock ]] && return 0; sleep 0.05; done
+  return 1
+}
+# api SOCK METHOD PATH [BODY]: prints "<status> <body>"
+api() {
+  local out
+  out=$(curl -s --unix-socket "$work/$1.sock" -X "$2" "http://localhost$3" -H 'Accept: application/json' \
+    -H 'Content-Type: application/json' ${4:+-d "$4"} -w ' %{http_code}')
+  echo "${out##* } ${out% *}"
+}
+status_of() { echo "${1%% *}"; }
+# expect_fault NAME RESPONSE WORDS: a 400 whose fault_message contains WORDS
+expect_fault() {
+  local code=${2%% *} body=${2#* }
+  if [[ $code == 400 ]] && jq -e --arg w "$3" '.fault_message | contains($w)' <<<"$body" >/dev/null 2>&1; then
+    echo "PASS $1"
+    PASSED=$((PASSED + 1))
+  else
+    echo "FAIL $1: expected 400 with \"$3\", got [$2]"
+    FAILED=$((FAILED + 1))
+  fi
+}
+wait_for() {  # wait_for FILE PATTERN SECONDS
+  for _ in $(seq $((${3} * 20))); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+  return 1
+}
+
+python3 -c "open('$work/disk.img','wb').write(b'STRATA-HOST-DATA'.ljust(1<<20, b'\0'))"
+
+# --- Firecracker's order: configure, start ------------------------------------------------
+start_vmm a
+check "the API socket appears" test -S "$work/a.sock"
+r=$(api a GET /)
+expect_eq "GET / before boot" "200 Not started" "$(status_of "$r") $(jq -r .state <<<"${r#* }")"
+expect_eq "PUT /boot-source" 204 "$(status_of "$(api a PUT /boot-source "{\"kernel_image_path\": \"$guests/counter.elf\", \"boot_args\": \"console=ttyS0 delay=100\"}")")"
+expect_eq "PUT /machine-config" 204 "$(status_of "$(api a PUT /machine-config '{"vcpu_count": 1, "mem_size_mib": 64}')")"
+expect_eq "PUT /drives/rootfs" 204 "$(status_of "$(api a PUT /drives/rootfs "{\"drive_id\": \"rootfs\", \"path_on_host\": \"$work/disk.img\", \"is_root_device\": true, \"is_read_only\": false}")")"
+r=$(api a GET /machine-config)
+expect_eq "GET /machine-config" "200 64" "$(status_of "$r") $(jq -r .mem_size_mib <<<"${r#* }")"
+
+# --- bad requests: each a 400, and the monitor keeps serving -------------------------------
+expect_fault "malformed JSON" "$(api a PUT /machine-config '{"vcpu_count": 1,')" ""
+expect_fault "an unknown field" "$(api a PUT /machine-config '{"vcpu_count": 1, "mem_size_mib": 64, "turbo": true}')" "turbo"
+expect_fault "0 MiB of memory" "$(api a PUT /machine-config '{"vcpu_count": 1, "mem_size_mib": 0}')" "mem"
+expect_fault "oversized memory" "$(api a PUT /machine-config '{"vcpu_count": 1, "mem_size_mib": 1000000000}')" "mem"
+expect_fault "a missing kernel" "$(api a PUT /boot-source '{"kernel_image_path": "/nonexistent/vmlinux"}')" "/nonexistent/vmlinux"
+expect_fault "a file that is not a kernel" "$(api a PUT /boot-source "{\"kernel_image_path\": \"$work/disk.img\"}")" "not a kernel"
+expect_fault "a second root device" "$(api a PUT /drives/other "{\"drive_id\": \"other\", \"path_on_host\": \"$work/disk.img\", \"is_root_device\": true, \"is_read_only\": true}")" "root"
+expect_fault "path id and body id differ" "$(api a PUT /drives/x "{\"drive_id\": \"y\", \"path_on_host\": \"$work/disk.img\", \"is_root_device\": false, \"is_read_only\": true}")" ""
+expect_fault "an unknown path" "$(api a GET /no/such/thing)" "Invalid request method and/or path"
+r=$(api a GET /machine-config)
+expect_eq "the bad requests changed nothing" "64" "$(jq -r .mem_size_mib <<<"${r#* }")"
+
+expect_eq "InstanceStart" 204 "$(status_of "$(api a PUT /actions '{"action_type": "InstanceStart"}')")"
+check "the guest runs (count on the console)" wait_for "$work/a.out" "count 3" 20
+expect_fault "InstanceStart twice" "$(api a PUT /actions '{"action_type": "InstanceStart"}')" "after starting"
+expect_fault "boot-source after start" "$(api a PUT /boot-source "{\"kernel_image_path\": \"$guests/hello.elf\"}")" "after starting"
+
+# --- pause, snapshot, restore in a new process ---------------------------------------------
+expect_eq "PATCH /vm Paused" 204 "$(status_of "$(api a PATCH /vm '{"state": "Paused"}')")"
+r=$(api a GET /)
+expect_eq "state Paused" "Paused" "$(jq -r .state <<<"${r#* }")"
+expect_eq "PUT /snapshot/create" 204 "$(status_of "$(api a PUT /snapshot/create "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"$work/snap.json\", \"mem_file_path\": \"$work/snap.mem\"}")")"
+last=$(grep -o 'count [0-9]*' "$work/a.out" | tail -1 | cut -d' ' -f2)
+sleep 0.5
+expect_eq "paused: no count after the pause" "$last" "$(grep -o 'count [0-9]*' "$work/a.out" | tail -1 | cut -d' ' -f2)"
+kill "$a_pid"
+wait "$a_pid" 2>/dev/null
+check "SIGTERM removes the socket" test ! -e "$work/a.sock"
+
+start_vmm b
+expect_eq "PUT /snapshot/load" 204 "$(status_of "$(api b PUT /snapshot/load "{\"snapshot_path\": \"$work/snap.json\", \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"$work/snap.mem\"}, \"resume_vm\": true}")")"
+check "the restored guest counts on" wait_for "$work/b.out" "count $((last + 2))" 20
+first=$(grep -o 'count [0-9]*' "$work/b.out" | head -1 | cut -d' ' -f2)
+expect_eq "it continues from where it was" "$((last + 1))" "$first"
+r=$(api b GET /vm/config)
+expect_eq "GET /vm/config after a load" "200 rootfs" "$(status_of "$r") $(jq -r '.drives[0].drive_id' <<<"${r#* }")"
+# A snapshot of the restored VM: its untouched pages still live in the first memory file, and
+# the second file must carry them (a third process restores it and counts on).
+api b PATCH /vm '{"state": "Paused"}' >/dev/null
+expect_eq "snapshot of a restored VM" 204 "$(status_of "$(api b PUT /snapshot/create "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"$work/snap2.json\", \"mem_file_path\": \"$work/snap2.mem\"}")")"
+last2=$(grep -o 'count [0-9]*' "$work/b.out" | tail -1 | cut -d' ' -f2)
+kill "$b_pid"
+wait "$b_pid" 2>/dev/null
+start_vmm c
+expect_eq "load the second snapshot" 204 "$(status_of "$(api c PUT /snapshot/load "{\"snapshot_path\": \"$work/snap2.json\", \"mem_file_path\": \"$work/snap2.mem\", \"resume_vm\": true}")")"
+check "the twice-restored guest counts on" wait_for "$work/c.out" "count $((last2 + 2))" 20
+expect_eq "from where the second snapshot was" "$((last2 + 1))" "$(grep -o 'count [0-9]*' "$work/c.out" | head -1 | cut -d' ' -f2)"
+kill "$c_pid"
+wait "$c_pid" 2>/dev/null
+
+# --- a config file, no API: the hello guest ------------------------------------------------
+cat >"$work/vm.json" <<JSON
+{"boot-source": {"kernel_image_path": "$guests/hello.elf", "boot_args": "console=ttyS0"},
+ "machine-config": {"vcpu_count": 1, "mem_size_mib": 32}}
+JSON
+out=$(timeout 30 "$bin/strata-vmm" --no-api --config-file "$work/vm.json" </dev/null)
+code=$?
+expect_eq "--config-file --no-api boots and powers off" 0 "$code"
+check "the hello guest greeted" grep -q hello <<<"$out"
+echo '{"boot-source": {"kernel_image_path": "/nonexistent"}}' >"$work/bad.json"
+err=$(timeout 30 "$bin/strata-vmm" --no-api --config-file "$work/bad.json" 2>&1 </dev/null)
+expect_eq "a bad config file: exit 152" 152 "$?"
+check "a bad config file: the error names the kernel" grep -q /nonexistent <<<"$err"
+check "no monitor left" test -z "$(pgrep -f "strata-vmm --api-sock $work" || true)"
+finish
