@@ -4,10 +4,28 @@
  * backwards after a restore only makes one wait longer, never endless.
  *
  * Command line: delay=MS (default 200), max=N (power off after line N; default 0 = forever),
- * tsc_khz=K (skip calibration). */
+ * tsc_khz=K (skip calibration).
+ *
+ * Between lines it polls the i8042's output buffer (status port 0x64 bit 0, data port 0x60), as
+ * the Firecracker API's SendCtrlAltDel fills it: each byte is printed ("kbd 14"), and the Del
+ * key's scancode (0xe0 0x71) prints "ctrl-alt-del" and powers off, as a Linux guest would
+ * start its shutdown. */
 #include "lib.h"
 
 static volatile u64 g_count; /* in .bss: part of the snapshot like everything else */
+static u8 g_prev_key;
+
+static void poll_keyboard(void) {
+  while (inb(0x64) & 1) {
+    u8 b = inb(0x60);
+    printf("kbd %x\n", b);
+    if (g_prev_key == 0xe0 && b == 0x71) {
+      printf("ctrl-alt-del\n");
+      power_off();
+    }
+    g_prev_key = b;
+  }
+}
 
 void guest_main(u32 start_info) {
   boot_init(start_info);
@@ -22,6 +40,7 @@ void guest_main(u32 start_info) {
       printf("COUNTER DONE\n");
       power_off();
     }
+    poll_keyboard();
     delay_ms(delay);
   }
 }

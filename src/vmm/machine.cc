@@ -100,7 +100,11 @@ Result<std::unique_ptr<Machine>> Machine::build(const MachineSpec& spec, GuestMe
   TRY(m->vm_.add_irqfd(serial_efd.get(), kSerialIrq));
   m->serial_ = std::make_shared<Serial>(spec.console_out, std::make_shared<EventFdIrq>(std::move(serial_efd), kSerialIrq));
   TRY(m->pio_.insert(kSerialPort, 8, m->serial_, "serial"));
-  TRY(m->pio_.insert(kI8042Port, 5, std::make_shared<I8042>(on_event), "i8042"));
+  UniqueFd kbd_efd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!kbd_efd) return Error::sys("eventfd for the keyboard interrupt");
+  TRY(m->vm_.add_irqfd(kbd_efd.get(), kKeyboardIrq));
+  m->i8042_ = std::make_shared<I8042>(on_event, std::make_shared<EventFdIrq>(std::move(kbd_efd), kKeyboardIrq));
+  TRY(m->pio_.insert(kI8042Port, 5, m->i8042_, "i8042"));
   TRY(m->pio_.insert(kSleepControlPort, 1, std::make_shared<SleepControl>(on_event), "acpi-sleep-control"));
   if (spec.console_in >= 0) {
     auto serial = m->serial_;

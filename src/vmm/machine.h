@@ -100,6 +100,8 @@ class Machine {
   void stop();
   Status pause();
   Status resume();
+  // Ctrl+Alt+Del on the i8042 keyboard (the API's SendCtrlAltDel).
+  Status send_ctrl_alt_del() { return i8042_->press_ctrl_alt_del(); }
   bool paused() const { return paused_; }
 
   EventLoop& loop() { return *loop_; }
@@ -131,6 +133,7 @@ class Machine {
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   std::vector<std::thread> threads_;
   std::shared_ptr<Serial> serial_;
+  std::shared_ptr<I8042> i8042_;
   std::vector<std::shared_ptr<virtio::MmioTransport>> transports_;
   std::vector<UniqueFd> notify_fds_;
   std::string cmdline_;

@@ -140,7 +140,9 @@ Status Monitor::resume() {
 }
 
 Status Monitor::send_ctrl_alt_del() {
-  return Error("SendCtrlAltDel: strata-vmm's i8042 has no keyboard to send it through yet");
+  std::lock_guard<std::mutex> g(mu_);
+  if (!machine_) return Error("SendCtrlAltDel: the microVM is not running");
+  return machine_->send_ctrl_alt_del();
 }
 
 Status Monitor::flush_metrics() {

@@ -113,6 +113,21 @@ expect_eq "from where the second snapshot was" "$((last2 + 1))" "$(grep -o 'coun
 kill "$c_pid"
 wait "$c_pid" 2>/dev/null
 
+# --- SendCtrlAltDel (firecracker-go-sdk's Shutdown): the keys through the i8042 --------------
+start_vmm k
+expect_fault "SendCtrlAltDel before InstanceStart" "$(api k PUT /actions '{"action_type": "SendCtrlAltDel"}')" "before"
+api k PUT /boot-source "{\"kernel_image_path\": \"$guests/counter.elf\", \"boot_args\": \"console=ttyS0 delay=50\"}" >/dev/null
+api k PUT /actions '{"action_type": "InstanceStart"}' >/dev/null
+wait_for "$work/k.out" "count 2" 20
+expect_eq "PUT /actions SendCtrlAltDel" 204 "$(status_of "$(api k PUT /actions '{"action_type": "SendCtrlAltDel"}')")"
+wait_for "$work/k.out" ctrl-alt-del 10
+expect_eq "the guest read Ctrl, Alt, Del from the i8042 (set-2 scancodes)" "kbd 14 kbd 11 kbd e0 kbd 71 " \
+  "$(grep -o 'kbd [0-9a-f]*' "$work/k.out" | tr '\n' ' ')"
+check "the guest started its shutdown on Del" grep -q ctrl-alt-del "$work/k.out"
+for _ in $(seq 100); do kill -0 "$k_pid" 2>/dev/null || break; sleep 0.05; done
+wait "$k_pid"
+expect_eq "the guest's shutdown ended the monitor (exit 0)" 0 "$?"
+
 # --- a config file, no API: the hello guest ------------------------------------------------
 cat >"$work/vm.json" <<JSON
 {"boot-source": {"kernel_image_path": "$guests/hello.elf", "boot_args": "console=ttyS0"},

@@ -150,10 +150,24 @@ void I8042::read(uint64_t offset, uint8_t* data, size_t len) {
     if (!out_.empty()) {
       data[0] = out_.front();
       out_.pop_front();
+      // The next byte raises the keyboard interrupt again, as a controller does when it
+      // refills its output buffer.
+      if (!out_.empty() && kbd_irq_) kbd_irq_->trigger();
     }
   } else if (offset == 4) {  // status: output buffer full when a byte waits; system flag set
     data[0] = static_cast<uint8_t>((out_.empty() ? 0 : 0x01) | 0x04);
   }
+}
+
+Status I8042::press_ctrl_alt_del() {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    // A real controller holds one byte; a guest that has not drained earlier keys gets no more.
+    if (out_.size() > 16) return Error("the guest has not read the keys sent earlier (i8042 buffer full)");
+    for (uint8_t b : {0x14, 0x11, 0xe0, 0x71}) out_.push_back(b);
+  }
+  if (kbd_irq_) kbd_irq_->trigger();
+  return ok();
 }
 
 void I8042::write(uint64_t offset, const uint8_t* data, size_t len) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 
+#include "base/error.h"
 #include "vmm/devices/bus.h"
 #include "vmm/devices/irq.h"
 
@@ -20,6 +21,7 @@ using GuestEventFn = std::function<void(GuestEvent)>;
 
 constexpr uint16_t kSerialPort = 0x3f8;
 constexpr uint32_t kSerialIrq = 4;
+constexpr uint32_t kKeyboardIrq = 1;
 constexpr uint16_t kI8042Port = 0x60;  // 0x60 data .. 0x64 status/command
 constexpr uint16_t kSleepControlPort = 0x600;
 
@@ -48,14 +50,22 @@ class Serial : public BusDevice {
   std::shared_ptr<IrqLine> irq_;
 };
 
+// The keyboard controller: its reset line (the guest's reboot=k) ends the VM, and the keyboard
+// can press Ctrl+Alt+Del (the API's SendCtrlAltDel, as Firecracker: set-2 scancodes 0x14, 0x11,
+// 0xe0 0x71 in the output buffer, IRQ 1 for each key) so that a Linux guest shuts down.
 class I8042 : public BusDevice {
  public:
-  explicit I8042(GuestEventFn on_event) : on_event_(std::move(on_event)) {}
+  // kbd_irq may be null (no keyboard interrupt).
+  I8042(GuestEventFn on_event, std::shared_ptr<IrqLine> kbd_irq)
+      : kbd_irq_(std::move(kbd_irq)), on_event_(std::move(on_event)) {}
   void read(uint64_t offset, uint8_t* data, size_t len) override;
   void write(uint64_t offset, const uint8_t* data, size_t len) override;
+  // Fails when the guest has not read earlier keys yet (the buffer is full).
+  Status press_ctrl_alt_del();
 
  private:
   std::mutex mu_;
+  std::shared_ptr<IrqLine> kbd_irq_;
   uint8_t ctr_ = 0x47;     // controller configuration byte
   uint8_t cmd_ = 0;        // a command waiting for its data byte
   std::deque<uint8_t> out_;
