@@ -3,12 +3,17 @@
 //
 //   strata vm run [-d] [--name N] --kernel K [--initrd I] [--disk IMG[:ro]]... [--mem MiB]
 //                 [--vcpus N] [--net TAP] [--vsock CID] [--cmdline ...]
+//   strata vm run --bundle DIR [--kernel K] [--name N] [--disk ...] [--mem MiB] [--vcpus N]
+//                 [--net TAP] [--cmdline EXTRA]: the bundle's process in a VM, its exit code
+//                 returned (sandbox/vm_bundle.h); STRATA_VMM names another Firecracker-compatible
+//                 monitor (the default is strata-vmm beside strata)
 //   strata vm ls | stop ID | rm [-f] ID | pause ID | resume ID | snapshot ID DIR | restore DIR
 //
 // State: <root>/vms/<short id>/{vm.json (what the VM is), config.json (its Firecracker config),
 // api.sock, console.log (detached VMs), vsock.sock}. A foreground run removes its directory
 // when the VM ends; a detached one stays (ls shows it Exited) until `strata vm rm`.
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -17,15 +22,19 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "base/cleanup.h"
 #include "base/fd.h"
 #include "base/fs.h"
 #include "base/rfc3339.h"
+#include "base/strings.h"
 #include "cli/strata_commands.h"
 #include "sandbox/record.h"
+#include "sandbox/vm_bundle.h"
 
 namespace strata::cli {
 
@@ -39,7 +48,13 @@ struct VmRecord {
 };
 
 std::string vms_dir(const Globals& g) { return fs::join(g.root, "vms"); }
-std::string vmm_exe(const Globals& g) { return g.self_exe.substr(0, g.self_exe.rfind('/')) + "/strata-vmm"; }
+// The monitor: strata-vmm beside strata, or $STRATA_VMM (any monitor that takes Firecracker's
+// --api-sock, --id and --config-file).
+std::string vmm_exe(const Globals& g) {
+  const char* env = std::getenv("STRATA_VMM");
+  if (env != nullptr && *env != '\0') return env;
+  return g.self_exe.substr(0, g.self_exe.rfind('/')) + "/strata-vmm";
+}
 
 Result<VmRecord> load_record(const std::string& dir) {
   ASSIGN_OR_RETURN(auto text, fs::read_file(fs::join(dir, "vm.json")));
@@ -151,7 +166,9 @@ bool wait_for_socket(const std::string& sock, int pid, int ms) {
 }
 
 // Spawns strata-vmm for the VM in r.dir; detached: in its own session, console to console.log.
-Result<int> spawn_vmm(const Globals& g, const VmRecord& r, const std::vector<std::string>& extra, bool detach) {
+// out_fd >= 0: the monitor's stdout (the guest's console) goes there.
+Result<int> spawn_vmm(const Globals& g, const VmRecord& r, const std::vector<std::string>& extra, bool detach,
+                      int out_fd = -1) {
   // The monitor runs in the VM's directory with a relative socket path: unix socket paths are
   // limited to 107 bytes and a --root can be deep.
   std::vector<std::string> argv = {vmm_exe(g), "--api-sock", "api.sock", "--id", r.name};
@@ -160,6 +177,7 @@ Result<int> spawn_vmm(const Globals& g, const VmRecord& r, const std::vector<std
   if (pid < 0) return Error::sys("fork");
   if (pid == 0) {
     if (::chdir(r.dir.c_str()) != 0) ::_exit(127);
+    if (out_fd >= 0) ::dup2(out_fd, 1);
     if (detach) {
       ::setsid();
       int null = ::open("/dev/null", O_RDONLY);
@@ -208,20 +226,17 @@ int wait_foreground(VmRecord& r, int pid) {
 
 struct RunFlags {
   bool detach = false;
-  std::string name, kernel, initrd, cmdline, net, vsock_cid;
+  bool mem_given = false;
+  std::string name, kernel, initrd, cmdline, net, vsock_cid, bundle;
   std::vector<std::string> disks;
   uint64_t mem = 128;
   uint32_t vcpus = 1;
 };
 
-int cmd_run(Globals& g, const RunFlags& f) {
-  if (f.kernel.empty()) return fail(Error("--kernel is required"));
+// What every VM of `strata vm run` has: machine-config, the --disk drives, --net, entropy.
+Json base_config(const RunFlags& f, uint64_t mem_mib) {
   Json cfg;
-  cfg["boot-source"] = {{"kernel_image_path", fs::absolute(f.kernel)}};
-  if (!f.initrd.empty()) cfg["boot-source"]["initrd_path"] = fs::absolute(f.initrd);
-  // Without --cmdline, strata-vmm's default command line (kDefaultCmdline) applies.
-  if (!f.cmdline.empty()) cfg["boot-source"]["boot_args"] = f.cmdline;
-  cfg["machine-config"] = {{"vcpu_count", f.vcpus}, {"mem_size_mib", f.mem}};
+  cfg["machine-config"] = {{"vcpu_count", f.vcpus}, {"mem_size_mib", mem_mib}};
   Json drives = Json::array();
   for (size_t i = 0; i < f.disks.size(); ++i) {
     std::string path = f.disks[i];
@@ -233,11 +248,33 @@ int cmd_run(Globals& g, const RunFlags& f) {
   cfg["drives"] = drives;
   if (!f.net.empty()) cfg["network-interfaces"] = Json::array({{{"iface_id", "eth0"}, {"host_dev_name", f.net}}});
   cfg["entropy"] = Json::object();
+  return cfg;
+}
+
+Result<uint32_t> parse_cid(const std::string& text) {
+  auto v = str::parse_uint(text);
+  if (!v || *v < 3 || *v > 0xfffffffeULL) return Error("--vsock " + text + ": a guest CID is a number from 3 up");
+  return static_cast<uint32_t>(*v);
+}
+
+int cmd_run_bundle(Globals& g, const RunFlags& f);
+
+int cmd_run(Globals& g, const RunFlags& f) {
+  if (!f.bundle.empty()) return cmd_run_bundle(g, f);
+  if (f.kernel.empty()) return fail(Error("--kernel or --bundle is required"));
+  Json cfg = base_config(f, f.mem);
+  cfg["boot-source"] = {{"kernel_image_path", fs::absolute(f.kernel)}};
+  if (!f.initrd.empty()) cfg["boot-source"]["initrd_path"] = fs::absolute(f.initrd);
+  // Without --cmdline, strata-vmm's default command line (kDefaultCmdline) applies.
+  if (!f.cmdline.empty()) cfg["boot-source"]["boot_args"] = f.cmdline;
+  if (!f.vsock_cid.empty()) {
+    auto cid = parse_cid(f.vsock_cid);
+    if (!cid) return fail(cid.error());
+    // Relative: the monitor runs in the VM's directory.
+    cfg["vsock"] = {{"guest_cid", *cid}, {"uds_path", "vsock.sock"}};
+  }
   auto r = new_record(g, f.name, fs::absolute(f.kernel));
   if (!r) return fail(r.error());
-  if (!f.vsock_cid.empty()) {
-    cfg["vsock"] = {{"guest_cid", std::stoul(f.vsock_cid)}, {"uds_path", fs::join(r->dir, "vsock.sock")}};
-  }
   if (auto st = fs::write_file_atomic(fs::join(r->dir, "config.json"), cfg.dump(1) + "\n"); !st) {
     (void)fs::remove_tree(r->dir);
     return fail(st.error());
@@ -257,6 +294,129 @@ int cmd_run(Globals& g, const RunFlags& f) {
   }
   std::printf("%s\n", r->id.c_str());
   return 0;
+}
+
+// A unix socket listening at dir/name (through the directory's fd: the path may be longer
+// than sun_path).
+Result<UniqueFd> listen_in(const std::string& dir, const std::string& name) {
+  UniqueFd dirfd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dirfd) return Error::sys("open " + dir);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return Error::sys("socket");
+  struct sockaddr_un a {};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "/proc/self/fd/%d/%s", dirfd.get(), name.c_str());
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return Error::sys("bind " + dir + "/" + name);
+  if (::listen(fd.get(), 4) != 0) return Error::sys("listen on " + dir + "/" + name);
+  return fd;
+}
+
+// strata vm run --bundle DIR: the bundle's process as the VM's workload (sandbox/vm_bundle.h);
+// the exit status comes from strata-init over vsock (port 1024 on <vm dir>/vsock.sock), or
+// from its "strata-init: exit N" console line when the vsock report did not arrive.
+int cmd_run_bundle(Globals& g, const RunFlags& f) {
+  if (f.detach) return fail(Error("--bundle runs in the foreground: -d is not supported with it yet"));
+  if (!f.initrd.empty()) return fail(Error("--initrd cannot be used with --bundle: the initramfs holds strata-init"));
+  uint32_t cid = 3;
+  if (!f.vsock_cid.empty()) {
+    auto c = parse_cid(f.vsock_cid);
+    if (!c) return fail(c.error());
+    cid = *c;
+  }
+  std::string bundle = fs::absolute(f.bundle);
+  auto r = new_record(g, f.name, "bundle " + bundle);
+  if (!r) return fail(r.error());
+  Cleanup remove_dir([&] { (void)fs::remove_tree(r->dir); });
+  std::string bin_dir = g.self_exe.substr(0, g.self_exe.rfind('/'));
+  auto boot = sandbox::prepare_bundle({bundle, f.kernel, bin_dir + "/strata-init", fs::join(g.root, "vm-cache"),
+                                       r->dir, f.cmdline});
+  if (!boot) return fail(boot.error());
+  Json cfg = base_config(f, f.mem_given ? f.mem : boot->mem_mib.value_or(f.mem));
+  cfg["boot-source"] = {
+      {"kernel_image_path", boot->kernel}, {"initrd_path", boot->initrd}, {"boot_args", boot->boot_args}};
+  // The root disk first: it is /dev/vda (strata.root=/dev/vda); the kernel itself mounts
+  // nothing (strata-init in the initramfs does).
+  cfg["drives"].insert(cfg["drives"].begin(), Json{{"drive_id", "rootfs"},
+                                                   {"path_on_host", boot->root_image},
+                                                   {"is_root_device", false},
+                                                   {"is_read_only", boot->root_readonly},
+                                                   {"cache_type", "Writeback"}});
+  cfg["vsock"] = {{"guest_cid", cid}, {"uds_path", "vsock.sock"}};
+  if (auto st = fs::write_file_atomic(fs::join(r->dir, "config.json"), cfg.dump(1) + "\n"); !st) {
+    return fail(st.error());
+  }
+  auto listener = listen_in(r->dir, "vsock.sock_1024");
+  if (!listener) return fail(listener.error());
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) return fail(Error::sys("pipe"));
+  UniqueFd console_r(pipefd[0]), console_w(pipefd[1]);
+  auto pid = spawn_vmm(g, *r, {"--config-file", fs::join(r->dir, "config.json")}, false, console_w.get());
+  if (!pid) return fail(pid.error());
+  console_w.reset();
+  r->pid = *pid;
+  (void)save_record(*r);
+  // Ctrl-C reaches the monitor too (same process group); we relay and wait.
+  ::signal(SIGINT, SIG_IGN);
+  ::signal(SIGTERM, SIG_IGN);
+
+  std::optional<sandbox::InitReport> from_vsock, from_console;
+  std::string line, report_buf;
+  UniqueFd conn;
+  for (;;) {
+    struct pollfd p[3] = {{console_r.get(), POLLIN, 0}, {listener->get(), POLLIN, 0}, {conn.get(), POLLIN, 0}};
+    if (::poll(p, conn ? 3 : 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[1].revents & POLLIN) {
+      UniqueFd c(::accept4(listener->get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+      if (c && !conn) conn = std::move(c);  // one report per VM: init connects once
+    }
+    if (conn && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+      char buf[256];
+      ssize_t n = ::read(conn.get(), buf, sizeof buf);
+      if (n > 0 && report_buf.size() < 256) report_buf.append(buf, static_cast<size_t>(n));
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        from_vsock = sandbox::parse_init_report(report_buf);
+        conn.reset();
+      }
+    }
+    if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      char buf[4096];
+      ssize_t n = ::read(console_r.get(), buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // the monitor is gone (or closed its console)
+      (void)!::write(1, buf, static_cast<size_t>(n));
+      for (ssize_t i = 0; i < n; ++i) {
+        if (buf[i] != '\n') {
+          if (line.size() < 256) line += buf[i];
+          continue;
+        }
+        if (line.rfind("strata-init: ", 0) == 0) {
+          if (auto rep = sandbox::parse_init_report(std::string_view(line).substr(13))) from_console = rep;
+        }
+        line.clear();
+      }
+    }
+  }
+  int st = 0;
+  while (::waitpid(*pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  auto report = from_vsock ? from_vsock : from_console;
+  if (report) {
+    if (!report->error_step.empty()) {
+      std::fprintf(stderr, "strata: VM %s: strata-init failed at step \"%s\" (its console line above says why)\n",
+                   r->name.c_str(), report->error_step.c_str());
+    }
+    return report->code;
+  }
+  if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+  if (WEXITSTATUS(st) == 0) {
+    return fail(Error("VM " + r->name + " powered off without its workload's exit status (no report from " +
+                      "strata-init, on vsock or the console: does the kernel run strata-init from the initramfs?)"));
+  }
+  return fail(Error("VM " + r->name + " ended before its workload reported an exit status (strata-vmm exit status " +
+                    std::to_string(WEXITSTATUS(st)) + ", its message is above)"));
 }
 
 int cmd_ls(Globals& g, bool quiet, bool json) {
@@ -318,15 +478,23 @@ void add_vm_commands(CLI::App& app, Globals& g) {
   CLI::App* run = vm->add_subcommand("run", "Boot a micro-VM (foreground unless -d)");
   run->add_flag("-d,--detach", rf->detach, "Run in the background and print the VM id");
   run->add_option("--name", rf->name, "Name of the VM");
-  run->add_option("--kernel", rf->kernel, "Kernel: a bzImage or an ELF with a PVH entry")->required();
+  run->add_option("--kernel", rf->kernel,
+                  "Kernel: a bzImage or an ELF with a PVH entry (with --bundle: default the guest kernel "
+                  "guest/kernel/build.sh built)");
+  run->add_option("--bundle", rf->bundle,
+                  "Run this OCI bundle (config.json + rootfs) as the VM's workload and return its exit code");
   run->add_option("--initrd", rf->initrd, "Initial ramdisk");
   run->add_option("--disk", rf->disks, "virtio-blk disk IMG[:ro] (repeatable)");
-  run->add_option("--mem", rf->mem, "Memory in MiB")->capture_default_str();
+  CLI::Option* mem = run->add_option("--mem", rf->mem, "Memory in MiB (--bundle: default its memory limit)");
+  mem->capture_default_str();
   run->add_option("--vcpus", rf->vcpus, "vCPUs")->capture_default_str();
   run->add_option("--net", rf->net, "Attach virtio-net to this existing tap device");
   run->add_option("--vsock", rf->vsock_cid, "virtio-vsock with this guest CID (socket: <vm dir>/vsock.sock)");
   run->add_option("--cmdline", rf->cmdline, "Kernel command line");
-  run->callback([&g, rf] { g.exit_code = cmd_run(g, *rf); });
+  run->callback([&g, rf, mem] {
+    rf->mem_given = mem->count() > 0;
+    g.exit_code = cmd_run(g, *rf);
+  });
 
   auto quiet = std::make_shared<bool>(false);
   auto fmt = std::make_shared<std::string>();
