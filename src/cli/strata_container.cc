@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <ctime>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "base/cleanup.h"
 #include "base/fs.h"
@@ -467,10 +468,29 @@ void add_container_commands(CLI::App& app, Globals& g) {
   logs->add_flag("-f,--follow", *logs_follow, "Follow the output until the container exits");
   logs->add_flag("-t,--timestamps", *logs_ts, "Show timestamps");
   logs->add_option("--tail", *logs_tail, "Number of lines from the end (-1: all)");
+  auto* logs_since = new std::string();
+  auto* logs_until = new std::string();
+  logs->add_option("--since", *logs_since,
+                   "Only lines since this time: RFC 3339, Unix seconds, or a duration before now (10m)");
+  logs->add_option("--until", *logs_until, "Only lines until this time (same forms as --since)");
   logs->add_option("container", *logs_id, "Container name or id")->required();
-  logs->callback([&g, logs_follow, logs_ts, logs_tail, logs_id] {
+  logs->callback([&g, logs_follow, logs_ts, logs_tail, logs_id, logs_since, logs_until] {
+    LogOptions o{*logs_follow, *logs_ts, *logs_tail, std::nullopt, std::nullopt};
+    struct timespec now {};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ns = static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
+    for (auto [flag, text, out] : {std::tuple{"--since", logs_since, &o.since_ns}, std::tuple{"--until", logs_until, &o.until_ns}}) {
+      if (text->empty()) continue;
+      *out = parse_time_arg(*text, now_ns);
+      if (!*out) {
+        g.exit_code = fail(Error(std::string(flag) + " " + *text +
+                                 ": expected an RFC 3339 time (2026-11-23T09:08:00Z), Unix seconds, or a duration "
+                                 "such as 90s, 10m or 1h30m"));
+        return;
+      }
+    }
     g.exit_code = with_container(g, *logs_id, [&](const ContainerStore& s, const std::string& id) {
-      Status st = print_logs(s, id, LogOptions{*logs_follow, *logs_ts, *logs_tail});
+      Status st = print_logs(s, id, o);
       return st.ok() ? 0 : fail(st.error());
     });
   });

@@ -52,6 +52,12 @@ Status print_logs(const sandbox::ContainerStore& store, const std::string& id, c
   if (!fd && errno != ENOENT) return Error::sys("open " + path);
   std::string pending;
   std::deque<std::string> tail;
+  auto in_window = [&](std::string_view line) {
+    if (!opts.since_ns && !opts.until_ns) return true;
+    auto t = parse_rfc3339_nanos(line.substr(0, line.find(' ')));
+    if (!t) return false;
+    return (!opts.since_ns || *t >= *opts.since_ns) && (!opts.until_ns || *t <= *opts.until_ns);
+  };
   bool first_pass = true;
   auto drain = [&]() -> Status {
     if (!fd) return ok();
@@ -65,6 +71,7 @@ Status print_logs(const sandbox::ContainerStore& store, const std::string& id, c
       size_t start = 0;
       for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
         std::string line = pending.substr(start, nl - start);
+        if (!in_window(line)) continue;
         if (first_pass && opts.tail >= 0) {
           tail.push_back(std::move(line));
           if (static_cast<int64_t>(tail.size()) > opts.tail) tail.pop_front();
@@ -95,6 +102,12 @@ Status print_logs(const sandbox::ContainerStore& store, const std::string& id, c
     if (!fd) fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     TRY(drain());
     if (done) return ok();
+    // --until in the past of the clock: nothing later can be shown.
+    if (opts.until_ns) {
+      struct timespec now {};
+      ::clock_gettime(CLOCK_REALTIME, &now);
+      if (static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec > *opts.until_ns) return ok();
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@ struct LogOptions {
   bool follow = false;
   bool timestamps = false;
   int64_t tail = -1;  // lines from the end; -1 all
+  // Only lines written in [since, until] (nanoseconds since the epoch; --since/--until).
+  std::optional<int64_t> since_ns, until_ns;
 };
 
 // stdout lines to stdout, stderr lines to stderr; with follow, until the container has exited.

@@ -159,6 +159,15 @@ sleep 0.5
 expect_eq "on-failure:2 runs it three times, keeping its filesystem" "attempt 1 attempt 2 attempt 3" \
   "$("${S[@]}" logs flaky | tr '\n' ' ' | sed 's/ $//')"
 expect_eq "restart count" 2 "$("${S[@]}" inspect flaky | jq '.[0].State.RestartCount')"
+# logs --since/--until, with the three attempts' own timestamps (podman's forms).
+t2=$("${S[@]}" logs -t flaky | sed -n 2p | cut -d' ' -f1)
+expect_eq "logs --since an RFC 3339 time" "attempt 2 attempt 3" "$("${S[@]}" logs --since "$t2" flaky | tr '\n' ' ' | sed 's/ $//')"
+expect_eq "logs --until an RFC 3339 time" "attempt 1 attempt 2" "$("${S[@]}" logs --until "$t2" flaky | tr '\n' ' ' | sed 's/ $//')"
+expect_eq "logs --since a duration" 3 "$("${S[@]}" logs --since 1h flaky | wc -l)"
+expect_eq "logs --since Unix seconds in the future" 0 "$("${S[@]}" logs --since "$(($(date +%s) + 60))" flaky | wc -l)"
+err=$("${S[@]}" logs --since yesterday flaky 2>&1)
+expect_eq "logs --since garbage: exit 125" 125 "$?"
+check "logs --since garbage: the error names the flag" grep -q -- "--since yesterday" <<<"$err"
 "${S[@]}" rm -f flaky >/dev/null
 
 # --- kill -9 of the monitor and of the CLI ----------------------------------------------------
