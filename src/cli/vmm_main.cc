@@ -4,16 +4,24 @@
 //   strata-vmm --config-file vm.json [--no-api]        # Firecracker's config-file layout
 // and, a strata extension for scripts and benchmarks, a VM straight from flags:
 //   strata-vmm --kernel K [--initrd I] [--cmdline ...] [--mem MiB] [--vcpus N] [--disk IMG[:ro]] [--rng]
+// The serial console is stdout/stdin, or with `--console pty` a new pseudo-terminal whose path
+// is printed on stderr ("strata-vmm: console on /dev/pts/N"; attach with screen, minicom or
+// cat), or with `--console FILE` a file it is appended to; PUT /serial
+// (Firecracker's serial_out_path) redirects the output of one VM likewise.
 //
 // Exit status: 0 when the guest powered off or asked for a reset (as Firecracker), 3 triple
 // fault, 4 KVM internal error (e.g. an instruction KVM cannot emulate), 5 failed VM entry,
 // 1 a host-side error, 152 bad configuration (Firecracker's BadConfiguration), 153 bad
 // arguments.
+#include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
 #include "base/fs.h"
@@ -37,7 +45,7 @@ int main(int argc, char** argv) {
   CLI::App app{"strata-vmm: a KVM micro-VM monitor with Firecracker's API", "strata-vmm"};
   std::string api_sock = "/run/firecracker.socket", config_file, id = "anonymous-instance", log_path, level,
               metrics_path;
-  std::string kernel, initrd, cmdline = kDefaultCmdline;
+  std::string kernel, initrd, cmdline = kDefaultCmdline, console = "stdout";
   uint64_t mem_mib = 128, max_payload = 51200;
   uint32_t vcpus = 1;
   bool no_api = false, rng = false, boot_timer = false, show_level = false, show_origin = false;
@@ -60,6 +68,8 @@ int main(int argc, char** argv) {
   app.add_option("--vcpus", vcpus, "number of vCPUs (with --kernel)")->capture_default_str();
   app.add_option("--disk", disks, "virtio-blk disk PATH[:ro], repeatable, ids drive0, drive1, ... (with --kernel)");
   app.add_flag("--rng", rng, "a virtio-rng device (with --kernel)");
+  app.add_option("--console", console, "serial console: stdout, pty (a new pseudo-terminal) or a file to append to")
+      ->capture_default_str();
   app.set_version_flag("--version", "strata-vmm 0.1.0 (Firecracker API 1.4)");
   try {
     app.parse(argc, argv);
@@ -81,7 +91,31 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  Monitor mon(STDOUT_FILENO, STDIN_FILENO);
+  int console_out = STDOUT_FILENO, console_in = STDIN_FILENO;
+  strata::UniqueFd console_fd, console_slave;
+  if (console == "pty") {
+    // The guest's console on a pseudo-terminal: raw, so that its bytes pass as they are; writes
+    // never block the vCPU (nothing attached: output is dropped once the buffer is full).
+    console_fd.reset(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK));
+    if (!console_fd || ::grantpt(console_fd.get()) != 0 || ::unlockpt(console_fd.get()) != 0)
+      return fail(1, std::string("--console pty: cannot allocate a pseudo-terminal: ") + std::strerror(errno));
+    const char* name = ::ptsname(console_fd.get());
+    // Held open for the VM's life: with no slave open the master reads EIO and the console
+    // input would be dropped from the event loop before anyone attached.
+    console_slave.reset(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+    struct termios t {};
+    if (console_slave && ::tcgetattr(console_slave.get(), &t) == 0) {
+      ::cfmakeraw(&t);
+      ::tcsetattr(console_slave.get(), TCSANOW, &t);
+    }
+    std::fprintf(stderr, "strata-vmm: console on %s\n", name);
+    console_out = console_in = console_fd.get();
+  } else if (console != "stdout") {
+    console_fd.reset(::open(console.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0644));
+    if (!console_fd) return fail(153, "--console " + console + ": " + std::strerror(errno));
+    console_out = console_fd.get();
+  }
+  Monitor mon(console_out, console_in);
   api::InstanceInfo info;
   info.id = id;
   api::Router router(mon, info);

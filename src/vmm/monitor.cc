@@ -118,7 +118,18 @@ Status Monitor::launch(std::unique_ptr<Machine> m, bool paused) {
 }
 
 Status Monitor::start(const api::VmConfig& config) {
-  ASSIGN_OR_RETURN(auto spec, spec_from_config(config, console_out_, console_in_));
+  int out = console_out_;
+  if (config.serial) {
+    // Appended to; a named pipe must have its reader (O_NONBLOCK: ENXIO instead of waiting).
+    const std::string& path = config.serial->serial_out_path;
+    serial_fd_.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0644));
+    if (!serial_fd_) {
+      return Error::sys(errno == ENXIO ? "serial: the named pipe " + path + " has no reader"
+                                       : "serial: open " + path);
+    }
+    out = serial_fd_.get();
+  }
+  ASSIGN_OR_RETURN(auto spec, spec_from_config(config, out, console_in_));
   ASSIGN_OR_RETURN(auto m, Machine::create(spec, take_prepared()));
   return launch(std::move(m), false);
 }

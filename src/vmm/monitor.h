@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 
+#include "base/fd.h"
 #include "vmm/api/controller.h"
 #include "vmm/machine.h"
 
@@ -54,6 +55,7 @@ class Monitor : public api::VmController {
   std::optional<PreparedVm> take_prepared();
 
   const int console_out_, console_in_;
+  UniqueFd serial_fd_;  // PUT /serial's file, when given
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::unique_ptr<Machine> machine_;

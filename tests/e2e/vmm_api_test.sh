@@ -128,6 +128,33 @@ for _ in $(seq 100); do kill -0 "$k_pid" 2>/dev/null || break; sleep 0.05; done
 wait "$k_pid"
 expect_eq "the guest's shutdown ended the monitor (exit 0)" 0 "$?"
 
+# --- the serial console elsewhere: PUT /serial (a file), --console pty ---------------------------
+start_vmm s
+expect_eq "PUT /serial" 204 "$(status_of "$(api s PUT /serial "{\"serial_out_path\": \"$work/serial.log\"}")")"
+api s PUT /boot-source "{\"kernel_image_path\": \"$guests/hello.elf\", \"boot_args\": \"console=ttyS0\"}" >/dev/null
+expect_eq "InstanceStart with the console in a file" 204 "$(status_of "$(api s PUT /actions '{"action_type": "InstanceStart"}')")"
+wait "$s_pid"
+check "the guest's console went to serial_out_path" grep -q hello "$work/serial.log"
+check "and not to stdout" bash -c "! grep -q hello '$work/s.out'"
+start_vmm s2
+api s2 PUT /serial '{"serial_out_path": "/proc/strata-no-such-dir/x"}' >/dev/null
+api s2 PUT /boot-source "{\"kernel_image_path\": \"$guests/hello.elf\"}" >/dev/null
+expect_fault "an unwritable serial_out_path fails InstanceStart, naming it" \
+  "$(api s2 PUT /actions '{"action_type": "InstanceStart"}')" "/proc/strata-no-such-dir/x"
+kill "$s2_pid"
+wait "$s2_pid" 2>/dev/null
+"$bin/strata-vmm" --kernel "$guests/counter.elf" --cmdline "console=ttyS0 delay=50 max=400" --console pty \
+  >"$work/pty.out" 2>"$work/pty.err" </dev/null &
+pty_vmm=$!
+PIDS+=($pty_vmm)
+wait_for "$work/pty.err" "console on /dev/pts/" 5
+pts=$(sed -n 's|^strata-vmm: console on \(/dev/pts/[0-9]*\)$|\1|p' "$work/pty.err")
+check "--console pty names its terminal" test -c "$pts"
+check "--console pty: the guest's lines arrive on it" bash -c "timeout 10 grep -m1 -q 'count [0-9]' '$pts'"
+check "--console pty: nothing on stdout" test ! -s "$work/pty.out"
+kill "$pty_vmm"
+wait "$pty_vmm" 2>/dev/null
+
 # --- a config file, no API: the hello guest ------------------------------------------------
 cat >"$work/vm.json" <<JSON
 {"boot-source": {"kernel_image_path": "$guests/hello.elf", "boot_args": "console=ttyS0"},

@@ -381,6 +381,23 @@ TEST_F(ApiRouter, VmConfigRoundTrips) {
   EXPECT_EQ(*back, router_.config());
 }
 
+TEST_F(ApiRouter, Serial) {
+  expect_fault(call("PUT", "/serial", R"({"serial_out_path": ""})"), "empty path");
+  expect_fault(call("PUT", "/serial", R"({"serial_out_path": "/x", "rate_limiter": {}})"), "not implemented");
+  expect_fault(call("PUT", "/serial", R"({"serial_out": "/x"})"), "unknown field `serial_out`");
+  ASSERT_EQ(call("PUT", "/serial", R"({"serial_out_path": "/tmp/console.log"})").status, 204u);
+  ASSERT_EQ(call("PUT", "/boot-source", boot_body()).status, 204u);
+  // In GET /vm/config and back through the config-file parser.
+  auto back = parse_vm_config(call("GET", "/vm/config").body);
+  ASSERT_TRUE(back.ok()) << back.error().message();
+  ASSERT_TRUE(back->serial.has_value());
+  EXPECT_EQ(back->serial->serial_out_path, "/tmp/console.log");
+  ASSERT_EQ(call("PUT", "/actions", R"({"action_type": "InstanceStart"})").status, 204u);
+  EXPECT_EQ(ctl_.started_with.serial->serial_out_path, "/tmp/console.log");
+  EXPECT_EQ(fault(call("PUT", "/serial", R"({"serial_out_path": "/tmp/other.log"})")),
+            "The requested operation is not supported after starting the microVM.");
+}
+
 TEST_F(ApiRouter, HostileInputIsRefusedNotThrown) {
   std::string bad_utf8 = "/drives/\xff\xfe";
   EXPECT_EQ(call("PUT", bad_utf8, "{}").status, 400u);

@@ -76,8 +76,7 @@ std::string_view target_path(std::string_view target) {
 // Firecracker endpoints strata-vmm does not implement: named in the refusal rather than
 // reported as an unknown path.
 bool unsupported_resource(std::string_view first) {
-  static constexpr std::string_view kNames[] = {"balloon", "mmds", "cpu-config", "serial", "pmem",
-                                                "hotplug"};
+  static constexpr std::string_view kNames[] = {"balloon", "mmds", "cpu-config", "pmem", "hotplug"};
   for (auto n : kNames)
     if (first == n) return true;
   return false;
@@ -151,7 +150,7 @@ ApiResponse Router::dispatch(std::string_view method, std::string_view target, s
         return invalid_path(method, "/snapshot/" + std::string(second));
     } else if (first != "actions" && first != "boot-source" && first != "drives" &&
                first != "network-interfaces" && first != "machine-config" && first != "vsock" &&
-               first != "logger" && first != "metrics" && first != "entropy") {
+               first != "logger" && first != "metrics" && first != "entropy" && first != "serial") {
       if (unsupported_resource(first))
         return fault("PUT /" + std::string(first) + " is not supported by strata-vmm.");
       return invalid_path(method, first);
@@ -247,6 +246,14 @@ ApiResponse Router::dispatch(std::string_view method, std::string_view target, s
       if (!s.ok())
         return fault("Vsock config error: Cannot create backend for vsock device: " + s.error().to_string());
       config_.vsock = std::move(*v);
+      boot_path_ = true;
+      return no_content();
+    }
+    if (first == "serial") {
+      auto s = parse_serial(j);
+      if (!s.ok()) return bad_body(s.error());
+      if (booted) return fault(kNotPostBoot);
+      config_.serial = std::move(*s);
       boot_path_ = true;
       return no_content();
     }

@@ -346,6 +346,15 @@ Result<Entropy> parse_entropy(const json& j) {
   return Entropy{};
 }
 
+Result<Serial> parse_serial(const json& j) {
+  ASSIGN_OR_RETURN(auto f, Fields::open(j, "", {"serial_out_path", "rate_limiter"}));
+  Serial s;
+  ASSIGN_OR_RETURN(s.serial_out_path, f.string("serial_out_path"));
+  if (s.serial_out_path.empty()) return Error("invalid value for field `serial_out_path`: empty path");
+  TRY(f.unsupported("rate_limiter", "serial rate limiting is not implemented"));
+  return s;
+}
+
 Result<SnapshotCreate> parse_snapshot_create(const json& j) {
   ASSIGN_OR_RETURN(auto f, Fields::open(j, "", {"snapshot_type", "snapshot_path", "mem_file_path"}));
   SnapshotCreate s;
@@ -523,7 +532,7 @@ Result<VmConfig> parse_vm_config_json(const json& j) {
   if (!j.is_object()) return Error("Invalid JSON: invalid type: " + std::string(j.type_name()) + ", expected an object");
   static constexpr std::string_view kKnown[] = {"boot-source", "drives", "machine-config",
                                                 "network-interfaces", "vsock", "logger", "metrics",
-                                                "entropy"};
+                                                "entropy", "serial"};
   for (const auto& [key, value] : j.items()) {
     if (std::find(std::begin(kKnown), std::end(kKnown), key) != std::end(kKnown)) continue;
     if (std::find(std::begin(kUnsupportedSections), std::end(kUnsupportedSections), key) !=
@@ -533,7 +542,7 @@ Result<VmConfig> parse_vm_config_json(const json& j) {
     }
     return Error("Invalid JSON: unknown field `" + key +
                  "`, expected one of `boot-source`, `drives`, `machine-config`, "
-                 "`network-interfaces`, `vsock`, `logger`, `metrics`, `entropy`");
+                 "`network-interfaces`, `vsock`, `logger`, `metrics`, `entropy`, `serial`");
   }
   auto wrap = [](std::string_view prefix, Status s) -> Status {
     if (s.ok()) return s;
@@ -597,6 +606,12 @@ Result<VmConfig> parse_vm_config_json(const json& j) {
     auto e = parse_entropy(v);
     if (!e.ok()) return Error("Invalid JSON: entropy: " + e.error().message());
     c.entropy = *e;
+    return ok();
+  }));
+  TRY(section(j, "serial", [&](const json& v) -> Status {
+    auto s = parse_serial(v);
+    if (!s.ok()) return Error("Invalid JSON: serial: " + s.error().message());
+    c.serial = std::move(*s);
     return ok();
   }));
   return c;
@@ -666,6 +681,7 @@ json to_json(const VmConfig& c) {
   }
   out["metrics"] = c.metrics ? json{{"metrics_path", c.metrics->metrics_path}} : json(nullptr);
   out["entropy"] = c.entropy ? json{{"rate_limiter", nullptr}} : json(nullptr);
+  if (c.serial) out["serial"] = json{{"serial_out_path", c.serial->serial_out_path}};
   out["balloon"] = nullptr;
   out["mmds-config"] = nullptr;
   return out;

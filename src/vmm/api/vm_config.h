@@ -112,6 +112,13 @@ struct Entropy {
   bool operator==(const Entropy&) const = default;
 };
 
+// PUT /serial: where the 8250 console's output goes instead of the monitor's stdout (a file,
+// appended to, or a named pipe with a reader).
+struct Serial {
+  std::string serial_out_path;
+  bool operator==(const Serial&) const = default;
+};
+
 struct VmConfig {
   std::optional<BootSource> boot_source;
   MachineConfig machine_config;
@@ -121,6 +128,7 @@ struct VmConfig {
   std::optional<Logger> logger;
   std::optional<Metrics> metrics;
   std::optional<Entropy> entropy;
+  std::optional<Serial> serial;
   bool operator==(const VmConfig&) const = default;
 
   // PUT /drives/{id}: a drive with the same id is replaced in place; a second root device is
@@ -178,6 +186,7 @@ Result<Vsock> parse_vsock(const nlohmann::json& j);
 Result<Logger> parse_logger(const nlohmann::json& j);
 Result<Metrics> parse_metrics(const nlohmann::json& j);
 Result<Entropy> parse_entropy(const nlohmann::json& j);
+Result<Serial> parse_serial(const nlohmann::json& j);
 Result<SnapshotCreate> parse_snapshot_create(const nlohmann::json& j);
 Result<SnapshotLoad> parse_snapshot_load(const nlohmann::json& j);
 Result<VmState> parse_vm_state(const nlohmann::json& j);
