@@ -73,11 +73,12 @@ const char* ExitReport::name() const {
 Result<PreparedVm> prepare_vm() {
   ASSIGN_OR_RETURN(auto kvm, Kvm::open());
   ASSIGN_OR_RETURN(auto vm, Vm::create(kvm));
-  return PreparedVm{std::move(kvm), std::move(vm)};
+  ASSIGN_OR_RETURN(auto cpuid, kvm.supported_cpuid());
+  return PreparedVm{std::move(kvm), std::move(vm), std::move(cpuid)};
 }
 
 Result<std::unique_ptr<Machine>> Machine::build(const MachineSpec& spec, GuestMemory mem,
-                                                std::optional<PreparedVm> prepared) {
+                                                std::optional<PreparedVm> prepared, For purpose) {
   std::unique_ptr<Machine> m(new Machine);
   m->spec_ = spec;
   if (!prepared) {
@@ -86,6 +87,7 @@ Result<std::unique_ptr<Machine>> Machine::build(const MachineSpec& spec, GuestMe
   }
   m->kvm_ = std::move(prepared->kvm);
   m->vm_ = std::move(prepared->vm);
+  CpuidEntries supported = std::move(prepared->supported_cpuid);
   m->mem_ = std::move(mem);
   TRY(m->vm_.set_memory(m->mem_));
   ASSIGN_OR_RETURN(m->loop_, EventLoop::create());
@@ -131,10 +133,13 @@ Result<std::unique_ptr<Machine>> Machine::build(const MachineSpec& spec, GuestMe
     TRY(m->add_virtio(std::move(dev), static_cast<uint32_t>(i)));
   }
 
-  ASSIGN_OR_RETURN(auto supported, m->kvm_.supported_cpuid());
   for (uint32_t i = 0; i < spec.vcpus; ++i) {
     ASSIGN_OR_RETURN(auto v, Vcpu::create(m->kvm_, m->vm_, i));
     TRY(v->set_cpuid(guest_cpuid(supported, i, spec.vcpus)));
+    if (purpose == For::kRestore) {
+      m->vcpus_.push_back(std::move(v));
+      continue;
+    }
     // One at a time and best effort: a host may refuse some (PVM refuses the SYSENTER MSRs)
     // and the guest programs them itself anyway.
     for (const auto& msr : boot_msrs()) (void)v->set_msrs({msr});
@@ -149,7 +154,7 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineSpec& spec, std::o
   if (spec.vcpus == 0 || spec.vcpus > 32) return Error("vcpu count " + std::to_string(spec.vcpus) + " is outside 1..32");
   if (spec.mem_mib == 0) return Error("memory size is 0 MiB");
   ASSIGN_OR_RETURN(auto mem, GuestMemory::create(spec.mem_mib << 20, spec.backing));
-  ASSIGN_OR_RETURN(auto m, build(spec, std::move(mem), std::move(prepared)));
+  ASSIGN_OR_RETURN(auto m, build(spec, std::move(mem), std::move(prepared), For::kBoot));
   KernelImage k = spec.kernel;
   k.cmdline = m->cmdline_;
   ASSIGN_OR_RETURN(m->boot_, load_kernel(m->mem_, k));

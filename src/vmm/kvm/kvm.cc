@@ -212,20 +212,20 @@ Result<std::vector<uint8_t>> Vm::save_platform_state() const {
   return std::move(w.out);
 }
 
-Status Vm::restore_platform_state(const std::vector<uint8_t>& blob) const {
+Status Vm::restore_platform_state(int vm_fd, const std::vector<uint8_t>& blob) {
   BlobReader r(blob);
   for (uint32_t chip = 0; chip < 3; ++chip) {
     kvm_irqchip c{};
     if (!r.get(kTagPic0 + chip, &c, sizeof c)) return Error("snapshot lacks irqchip " + std::to_string(chip));
-    if (::ioctl(fd_.get(), KVM_SET_IRQCHIP, &c) != 0) return Error::sys("KVM_SET_IRQCHIP " + std::to_string(chip));
+    if (::ioctl(vm_fd, KVM_SET_IRQCHIP, &c) != 0) return Error::sys("KVM_SET_IRQCHIP " + std::to_string(chip));
   }
   kvm_pit_state2 pit{};
   if (!r.get(kTagPit, &pit, sizeof pit)) return Error("snapshot lacks the PIT state");
-  if (::ioctl(fd_.get(), KVM_SET_PIT2, &pit) != 0) return Error::sys("KVM_SET_PIT2");
+  if (::ioctl(vm_fd, KVM_SET_PIT2, &pit) != 0) return Error::sys("KVM_SET_PIT2");
   kvm_clock_data clock{};
   if (r.get(kTagClock, &clock, sizeof clock)) {
     clock.flags = 0;
-    if (::ioctl(fd_.get(), KVM_SET_CLOCK, &clock) != 0) return Error::sys("KVM_SET_CLOCK");
+    if (::ioctl(vm_fd, KVM_SET_CLOCK, &clock) != 0) return Error::sys("KVM_SET_CLOCK");
   }
   return ok();
 }

@@ -48,7 +48,9 @@ class Vm {
   Status add_irqfd(int eventfd, uint32_t gsi);
   // Saves/restores the in-kernel irqchip and PIT (snapshots).
   Result<std::vector<uint8_t>> save_platform_state() const;
-  Status restore_platform_state(const std::vector<uint8_t>& blob) const;
+  Status restore_platform_state(const std::vector<uint8_t>& blob) const { return restore_platform_state(fd(), blob); }
+  // The same on a VM fd, for a helper thread while the Vm object itself moves.
+  static Status restore_platform_state(int vm_fd, const std::vector<uint8_t>& blob);
 
  private:
   UniqueFd fd_;

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <future>
 
 #include <nlohmann/json.hpp>
 
@@ -180,17 +181,31 @@ Result<std::unique_ptr<Machine>> Machine::restore(const std::string& state_path,
   if (j.contains("devices") && j["devices"].is_array()) {
     for (const auto& d : j["devices"]) spec.devices.push_back(device_from_json(d));
   }
+  ASSIGN_OR_RETURN(auto platform, unb64(j["platform"], "platform state"));
+  if (!prepared) {
+    ASSIGN_OR_RETURN(auto fresh, prepare_vm());
+    prepared.emplace(std::move(fresh));
+  }
+  // The irqchip, PIT and clock go in on a helper thread while this one maps the memory and
+  // builds devices and vCPUs: KVM_SET_PIT2 waits for the PIT's kernel thread to run (it flushes
+  // its work), 0.1-3 ms here. The helper works on its own dup of the VM fd, so a failed build
+  // closing the VM cannot pull the fd from under it; every return waits for it (the future's
+  // destructor), and the vCPU states go in after it (SET_LAPIC rescans the IOAPIC's routes).
+  auto vm_fd = std::make_shared<UniqueFd>(::fcntl(prepared->vm.fd(), F_DUPFD_CLOEXEC, 0));
+  if (!*vm_fd) return Error::sys("dup the VM fd");
+  auto platform_done = std::async(std::launch::async, [vm_fd, &platform] {
+    return Vm::restore_platform_state(vm_fd->get(), platform);
+  });
   ASSIGN_OR_RETURN(auto mem, GuestMemory::map_file(mem_path, mem_size));
-  ASSIGN_OR_RETURN(auto m, build(spec, std::move(mem), std::move(prepared)));
+  ASSIGN_OR_RETURN(auto m, build(spec, std::move(mem), std::move(prepared), For::kRestore));
   m->cmdline_ = j.value("cmdline", m->cmdline_);
+  TRY_CTX(platform_done.get(), "restore the irqchip, PIT and clock");
   const Json& vs = j["vcpu_state"];
   if (!vs.is_array() || vs.size() != m->vcpus_.size()) return Error("snapshot: vCPU states do not match the vCPU count");
   for (size_t i = 0; i < m->vcpus_.size(); ++i) {
     ASSIGN_OR_RETURN(auto blob, unb64(vs[i], "vCPU state"));
     TRY_CTX(m->vcpus_[i]->restore_state(blob), "restore vCPU " + std::to_string(i));
   }
-  ASSIGN_OR_RETURN(auto platform, unb64(j["platform"], "platform state"));
-  TRY_CTX(m->vm_.restore_platform_state(platform), "restore the irqchip, PIT and clock");
   if (j.contains("serial") && j["serial"].is_object()) {
     const Json& s = j["serial"];
     Serial::State st;
