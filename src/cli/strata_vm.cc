@@ -3,15 +3,16 @@
 //
 //   strata vm run [-d] [--name N] --kernel K [--initrd I] [--disk IMG[:ro]]... [--mem MiB]
 //                 [--vcpus N] [--net TAP] [--vsock CID] [--cmdline ...]
-//   strata vm run --bundle DIR [--kernel K] [--name N] [--disk ...] [--mem MiB] [--vcpus N]
+//   strata vm run [-d] --bundle DIR [--kernel K] [--name N] [--disk ...] [--mem MiB] [--vcpus N]
 //                 [--net TAP] [--cmdline EXTRA]: the bundle's process in a VM, its exit code
 //                 returned (sandbox/vm_bundle.h); STRATA_VMM names another Firecracker-compatible
 //                 monitor (the default is strata-vmm beside strata)
-//   strata vm ls | stop ID | rm [-f] ID | pause ID | resume ID | snapshot ID DIR | restore DIR
+//   strata vm ls | logs ID | stop ID | rm [-f] ID | pause ID | resume ID | snapshot ID DIR | restore DIR
 //
 // State: <root>/vms/<short id>/{vm.json (what the VM is), config.json (its Firecracker config),
-// api.sock, console.log (detached VMs), vsock.sock}. A foreground run removes its directory
-// when the VM ends; a detached one stays (ls shows it Exited) until `strata vm rm`.
+// api.sock, console.log (detached VMs), vsock.sock, root.ext4 and exit (bundles)}. A foreground
+// run removes its directory when the VM ends; a detached one stays (ls shows it Exited) until
+// `strata vm rm`.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -148,8 +150,18 @@ Status api_ok(const std::string& sock, const std::string& method, const std::str
   return Error(method + " " + path + ": " + msg);
 }
 
+// A detached VM's outcome: <vm dir>/exit holds "N" (and the reason when there is no report).
+std::optional<int> recorded_exit(const VmRecord& r) {
+  auto text = fs::read_file(fs::join(r.dir, "exit"));
+  if (!text || text->empty() || !std::isdigit(static_cast<unsigned char>((*text)[0]))) return std::nullopt;
+  return std::atoi(text->c_str());
+}
+
 std::string state_of(const VmRecord& r) {
-  if (!alive(r.pid)) return "Exited";
+  if (!alive(r.pid)) {
+    auto code = recorded_exit(r);
+    return code ? "Exited (" + std::to_string(*code) + ")" : "Exited";
+  }
   auto a = api(fs::join(r.dir, "api.sock"), "GET", "/");
   if (!a || a->first != 200) return "Unknown";
   Json j = Json::parse(a->second, nullptr, false);
@@ -311,11 +323,77 @@ Result<UniqueFd> listen_in(const std::string& dir, const std::string& name) {
   return fd;
 }
 
+// Relays the monitor's console (console_r) to out_fd until the monitor is gone, collecting
+// strata-init's report from the vsock listener or from the console; waits for the monitor.
+// Returns the workload's exit code, or the error that says why there is none.
+struct RelayResult {
+  int code = 0;
+  std::string error;  // set: no report (code is then 125, or 128+S when the monitor was killed)
+  std::string init_step;  // strata-init failed at this step (code 125 or 127)
+};
+RelayResult relay_until_exit(const VmRecord& r, int pid, int console_r, int listener, int out_fd) {
+  std::optional<sandbox::InitReport> from_vsock, from_console;
+  std::string line, report_buf;
+  UniqueFd conn;
+  for (;;) {
+    struct pollfd p[3] = {{console_r, POLLIN, 0}, {listener, POLLIN, 0}, {conn.get(), POLLIN, 0}};
+    if (::poll(p, conn ? 3 : 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[1].revents & POLLIN) {
+      UniqueFd c(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+      if (c && !conn) conn = std::move(c);  // one report per VM: init connects once
+    }
+    if (conn && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+      char buf[256];
+      ssize_t n = ::read(conn.get(), buf, sizeof buf);
+      if (n > 0 && report_buf.size() < 256) report_buf.append(buf, static_cast<size_t>(n));
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        from_vsock = sandbox::parse_init_report(report_buf);
+        conn.reset();
+      }
+    }
+    if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      char buf[4096];
+      ssize_t n = ::read(console_r, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // the monitor is gone (or closed its console)
+      (void)!::write(out_fd, buf, static_cast<size_t>(n));
+      for (ssize_t i = 0; i < n; ++i) {
+        if (buf[i] != '\n') {
+          if (line.size() < 256) line += buf[i];
+          continue;
+        }
+        if (line.rfind("strata-init: ", 0) == 0) {
+          if (auto rep = sandbox::parse_init_report(std::string_view(line).substr(13))) from_console = rep;
+        }
+        line.clear();
+      }
+    }
+  }
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  auto report = from_vsock ? from_vsock : from_console;
+  if (report) return {report->code, "", report->error_step};
+  if (WIFSIGNALED(st)) {
+    return {128 + WTERMSIG(st), "VM " + r.name + ": strata-vmm was killed by signal " + std::to_string(WTERMSIG(st)), ""};
+  }
+  if (WEXITSTATUS(st) == 0) {
+    return {125, "VM " + r.name + " powered off without its workload's exit status (no report from " +
+                     "strata-init, on vsock or the console: does the kernel run strata-init from the initramfs?)", ""};
+  }
+  return {125, "VM " + r.name + " ended before its workload reported an exit status (strata-vmm exit status " +
+                   std::to_string(WEXITSTATUS(st)) + ", its message is above)", ""};
+}
+
 // strata vm run --bundle DIR: the bundle's process as the VM's workload (sandbox/vm_bundle.h);
 // the exit status comes from strata-init over vsock (port 1024 on <vm dir>/vsock.sock), or
-// from its "strata-init: exit N" console line when the vsock report did not arrive.
+// from its "strata-init: exit N" console line when the vsock report did not arrive. With -d a
+// watcher process (this one, forked, in its own session) does the relaying into console.log
+// and writes <vm dir>/exit; `strata vm ls` shows it and `strata vm logs` the console.
 int cmd_run_bundle(Globals& g, const RunFlags& f) {
-  if (f.detach) return fail(Error("--bundle runs in the foreground: -d is not supported with it yet"));
   if (!f.initrd.empty()) return fail(Error("--initrd cannot be used with --bundle: the initramfs holds strata-init"));
   uint32_t cid = 3;
   if (!f.vsock_cid.empty()) {
@@ -350,6 +428,62 @@ int cmd_run_bundle(Globals& g, const RunFlags& f) {
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return fail(Error::sys("pipe"));
   UniqueFd console_r(pipefd[0]), console_w(pipefd[1]);
+
+  if (f.detach) {
+    UniqueFd log(::open(fs::join(r->dir, "console.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+    if (!log) return fail(Error::sys("create " + r->dir + "/console.log"));
+    if (::pipe2(pipefd, O_CLOEXEC) != 0) return fail(Error::sys("pipe"));
+    UniqueFd ready_r(pipefd[0]), ready_w(pipefd[1]);
+    pid_t watcher = ::fork();
+    if (watcher < 0) return fail(Error::sys("fork the VM's watcher"));
+    if (watcher == 0) {
+      remove_dir.cancel();
+      ready_r.reset();
+      ::setsid();
+      int null = ::open("/dev/null", O_RDWR);
+      if (null >= 0) {
+        ::dup2(null, 0);
+        ::dup2(null, 1);
+      }
+      ::dup2(log.get(), 2);  // the monitor's own messages land in console.log too
+      ::signal(SIGINT, SIG_IGN);
+      ::signal(SIGHUP, SIG_IGN);
+      auto pid = spawn_vmm(g, *r, {"--config-file", fs::join(r->dir, "config.json")}, false, console_w.get());
+      console_w.reset();
+      std::string exit_text;
+      if (pid) {
+        r->pid = *pid;
+        (void)save_record(*r);
+        (void)!::write(ready_w.get(), "K", 1);
+        ready_w.reset();
+        RelayResult res = relay_until_exit(*r, *pid, console_r.get(), listener->get(), log.get());
+        exit_text = std::to_string(res.code) + "\n" + res.error + (res.init_step.empty() ? "" : "strata-init failed at step " + res.init_step);
+      } else {
+        std::string msg = pid.error().to_string();
+        (void)!::write(ready_w.get(), msg.data(), msg.size());
+        ::_exit(125);
+      }
+      (void)fs::write_file_atomic(fs::join(r->dir, "exit"), exit_text + "\n");
+      ::_exit(0);
+    }
+    ready_w.reset();
+    console_w.reset();
+    std::string msg;
+    char buf[512];
+    for (ssize_t n; (n = ::read(ready_r.get(), buf, sizeof buf)) != 0;) {
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) break;
+      msg.append(buf, static_cast<size_t>(n));
+    }
+    if (msg != "K") {
+      ::waitpid(watcher, nullptr, 0);
+      return fail(Error("VM " + r->name + " did not start" + (msg.empty() ? "" : ": " + msg)));
+    }
+    remove_dir.cancel();
+    std::printf("%s\n", r->id.c_str());
+    return 0;
+  }
+
   auto pid = spawn_vmm(g, *r, {"--config-file", fs::join(r->dir, "config.json")}, false, console_w.get());
   if (!pid) return fail(pid.error());
   console_w.reset();
@@ -358,65 +492,16 @@ int cmd_run_bundle(Globals& g, const RunFlags& f) {
   // Ctrl-C reaches the monitor too (same process group); we relay and wait.
   ::signal(SIGINT, SIG_IGN);
   ::signal(SIGTERM, SIG_IGN);
-
-  std::optional<sandbox::InitReport> from_vsock, from_console;
-  std::string line, report_buf;
-  UniqueFd conn;
-  for (;;) {
-    struct pollfd p[3] = {{console_r.get(), POLLIN, 0}, {listener->get(), POLLIN, 0}, {conn.get(), POLLIN, 0}};
-    if (::poll(p, conn ? 3 : 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    if (p[1].revents & POLLIN) {
-      UniqueFd c(::accept4(listener->get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-      if (c && !conn) conn = std::move(c);  // one report per VM: init connects once
-    }
-    if (conn && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) {
-      char buf[256];
-      ssize_t n = ::read(conn.get(), buf, sizeof buf);
-      if (n > 0 && report_buf.size() < 256) report_buf.append(buf, static_cast<size_t>(n));
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        from_vsock = sandbox::parse_init_report(report_buf);
-        conn.reset();
-      }
-    }
-    if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-      char buf[4096];
-      ssize_t n = ::read(console_r.get(), buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;  // the monitor is gone (or closed its console)
-      (void)!::write(1, buf, static_cast<size_t>(n));
-      for (ssize_t i = 0; i < n; ++i) {
-        if (buf[i] != '\n') {
-          if (line.size() < 256) line += buf[i];
-          continue;
-        }
-        if (line.rfind("strata-init: ", 0) == 0) {
-          if (auto rep = sandbox::parse_init_report(std::string_view(line).substr(13))) from_console = rep;
-        }
-        line.clear();
-      }
-    }
+  RelayResult res = relay_until_exit(*r, *pid, console_r.get(), listener->get(), 1);
+  if (!res.init_step.empty()) {
+    std::fprintf(stderr, "strata: VM %s: strata-init failed at step \"%s\" (its console line above says why)\n",
+                 r->name.c_str(), res.init_step.c_str());
   }
-  int st = 0;
-  while (::waitpid(*pid, &st, 0) < 0 && errno == EINTR) {
+  if (!res.error.empty()) {
+    if (res.code == 125) return fail(Error(res.error));
+    std::fprintf(stderr, "strata: %s\n", res.error.c_str());
   }
-  auto report = from_vsock ? from_vsock : from_console;
-  if (report) {
-    if (!report->error_step.empty()) {
-      std::fprintf(stderr, "strata: VM %s: strata-init failed at step \"%s\" (its console line above says why)\n",
-                   r->name.c_str(), report->error_step.c_str());
-    }
-    return report->code;
-  }
-  if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
-  if (WEXITSTATUS(st) == 0) {
-    return fail(Error("VM " + r->name + " powered off without its workload's exit status (no report from " +
-                      "strata-init, on vsock or the console: does the kernel run strata-init from the initramfs?)"));
-  }
-  return fail(Error("VM " + r->name + " ended before its workload reported an exit status (strata-vmm exit status " +
-                    std::to_string(WEXITSTATUS(st)) + ", its message is above)"));
+  return res.code;
 }
 
 int cmd_ls(Globals& g, bool quiet, bool json) {
@@ -503,6 +588,18 @@ void add_vm_commands(CLI::App& app, Globals& g) {
   ls->add_flag("-q,--quiet", *quiet, "Only ids");
   ls->add_option("--format", *fmt, "json");
   ls->callback([&g, quiet, fmt] { g.exit_code = cmd_ls(g, *quiet, *fmt == "json"); });
+
+  auto logs_vm = std::make_shared<std::string>();
+  CLI::App* logs = vm->add_subcommand("logs", "Print a detached micro-VM's console (console.log)");
+  logs->add_option("VM", *logs_vm, "VM id or name")->required();
+  logs->callback([&g, logs_vm] {
+    g.exit_code = with_vm(g, *logs_vm, [&](const VmRecord& r) -> Status {
+      auto text = fs::read_file(fs::join(r.dir, "console.log"));
+      if (!text) return Error("no console log (a foreground VM's console went to its terminal)");
+      std::fwrite(text->data(), 1, text->size(), stdout);
+      return ok();
+    });
+  });
 
   auto ids = std::make_shared<std::vector<std::string>>();
   auto timeout = std::make_shared<int>(10);

@@ -62,6 +62,14 @@ ino=$(stat -c %i "$image")
 expect_eq "bundle again: same exit code" 7 "$?"
 check "bundle again: the cached image was reused (no imaging)" bash -c "! grep -q imaging '$work/err'"
 expect_eq "bundle again: same image file" "$ino" "$(stat -c %i "$image")"
+# Detached: a watcher relays the console into console.log and records the exit code.
+id=$("${Q[@]}" "${S[@]}" vm run -d --name dvm --bundle "$work/b")
+expect_eq "bundle -d: exit 0, prints the id" "0 64" "$? ${#id}"
+for _ in $(seq 300); do grep -q "dvm .*Exited" <<<"$("${S[@]}" vm ls)" && break; sleep 0.1; done
+check "bundle -d: vm ls shows the workload's exit code" grep -q "dvm .*Exited (7)" <<<"$("${S[@]}" vm ls)"
+check "bundle -d: vm logs shows its output" grep -q "^in-the-vm bundle-marker" <<<"$("${S[@]}" vm logs dvm | tr -d '\r')"
+"${S[@]}" vm rm dvm
+check "bundle -d: nothing left after vm rm" nothing_left
 # The VM wrote into its own copy: the cached image is untouched by a run that writes.
 make_bundle "$work/b" '.process.terminal = false | .process.args = ["sh", "-c", "echo scribble > /etc/strata-marker; sync; exit 0"]'
 "${Q[@]}" "${S[@]}" vm run --name bvm --bundle "$work/b" >/dev/null 2>&1
@@ -104,7 +112,6 @@ make_bundle "$work/b" '.process.terminal = false | .process.env += ["BIG=\("x" *
 bad "an env too big for the command line" "kernel command line" "${S[@]}" vm run --bundle "$work/b"
 make_bundle "$work/b" '.process.terminal = false'
 bad "no guest kernel" "no guest kernel" env STRATA_CACHE_DIR="$work/nocache" "${S[@]}" vm run --bundle "$work/b"
-bad "-d with --bundle" "foreground" "${S[@]}" vm run -d --bundle "$work/b"
 bad "a monitor that is not there" "exec" env STRATA_VMM=/no/such/vmm "${S[@]}" vm run --bundle "$work/b"
 
 # ---- under strata-vmm (KVM) --------------------------------------------------------------------
