@@ -155,6 +155,30 @@ check "--console pty: nothing on stdout" test ! -s "$work/pty.out"
 kill "$pty_vmm"
 wait "$pty_vmm" 2>/dev/null
 
+# --- the socket appears already listening: a client that connects the moment it exists ------
+refused=$(python3 - "$bin/strata-vmm" "$work" <<'PY'
+import os, socket, subprocess, sys, time
+vmm, work = sys.argv[1], sys.argv[2]
+refused = 0
+for i in range(40):
+    path = os.path.join(work, "race%d.sock" % i)
+    p = subprocess.Popen([vmm, "--api-sock", path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    while not os.path.exists(path):
+        time.sleep(0.0002)
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(path)
+    except ConnectionRefusedError:
+        refused += 1
+    s.close()
+    p.terminate()
+    p.wait()
+print(refused)
+PY
+)
+expect_eq "40 clients connecting as soon as the socket exists: none refused" 0 "$refused"
+
 # --- a config file, no API: the hello guest ------------------------------------------------
 cat >"$work/vm.json" <<JSON
 {"boot-source": {"kernel_image_path": "$guests/hello.elf", "boot_args": "console=ttyS0"},

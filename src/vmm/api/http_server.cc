@@ -227,10 +227,32 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(const std::string& socket_pa
   TRY(clear_stale_socket(socket_path, addr));
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return Error::sys("create the API socket");
-  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+  // Clients wait for the socket file and connect at once: it must never exist without a
+  // listener (a connect between bind and listen is refused). So bind a temporary name beside
+  // it, listen, and rename it into place; directly only when the temporary name is too long.
+  std::string bound = socket_path + ".new";
+  sockaddr_un tmp_addr{};
+  if (auto a = unix_address(bound); a.ok()) {
+    tmp_addr = *a;
+    ::unlink(bound.c_str());  // a leftover of a monitor killed right here
+  } else {
+    bound = socket_path;
+    tmp_addr = addr;
+  }
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&tmp_addr), sizeof tmp_addr) != 0) {
     if (errno == EADDRINUSE)
       return Error("Failed to open the API socket at: " + socket_path + ". Check that it is not already used.");
-    return Error::sys("bind the API socket " + socket_path);
+    return Error::sys("bind the API socket " + bound);
+  }
+  if (::listen(fd.get(), 64) != 0) {
+    Error e = Error::sys("listen on the API socket " + socket_path);
+    ::unlink(bound.c_str());
+    return e;
+  }
+  if (bound != socket_path && ::rename(bound.c_str(), socket_path.c_str()) != 0) {
+    Error e = Error::sys("rename the API socket " + bound + " to " + socket_path);
+    ::unlink(bound.c_str());
+    return e;
   }
   auto impl = std::make_unique<Impl>();
   impl->path = socket_path;
@@ -240,11 +262,6 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(const std::string& socket_pa
   if (::stat(socket_path.c_str(), &st) == 0) {
     impl->dev = st.st_dev;
     impl->ino = st.st_ino;
-  }
-  if (::listen(fd.get(), 64) != 0) {
-    Error e = Error::sys("listen on the API socket " + socket_path);
-    ::unlink(socket_path.c_str());
-    return e;
   }
   beast::error_code ec;
   impl->acceptor.emplace(impl->ioc);
