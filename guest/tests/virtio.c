@@ -4,18 +4,22 @@
  *
  *   blk   (type 2): reads sector 0 and prints its first 16 bytes as text and hex; writes
  *                   "strata-guest-wrote 1" to sector 1 and flushes, reads it back; with
- *                   VIRTIO_BLK_F_RO it attempts the write and expects IOERR; GET_ID -> serial.
+ *                   VIRTIO_BLK_F_RO it attempts the write and expects IOERR; GET_ID -> serial;
+ *                   with strata.blk_reread_ms=N, N ms later reads sector 0 again and prints it
+ *                   ("blk: sector 0 again: ..."), which shows a backing file swapped meanwhile
+ *                   (PATCH /drives/{id}).
  *   net   (type 1): sends one broadcast frame, ethertype 0x88b5, payload "strata-guest-frame";
  *                   posts RX buffers and prints the payload of the first 0x88b5 frame received.
  *   rng   (type 4): reads 32 bytes, prints them in hex, checks they are not all zero.
  *   vsock (type 19): vsock.c.
  *
  * Command line: strata.test=blk,net,rng,vsock (default: all found), strata.timeout_ms=5000,
+ * strata.blk_reread_ms=0,
  * strata.net_rx_ms=2000, strata.vsock_ms=20000, strata.vsock_idle_ms=1000, tsc_khz=K. */
 #include "virtio.h"
 
 u64 g_timeout_ms, g_vsock_ms, g_vsock_idle_ms;
-static u64 g_net_rx_ms;
+static u64 g_net_rx_ms, g_blk_reread_ms;
 static char g_tests[128];
 static int g_have_tests;
 
@@ -184,6 +188,18 @@ static enum result blk_run(struct vdev *d) {
   } else {
     printf("blk: serial unavailable: GET_ID returned %s\n", blk_status_name(s));
   }
+  if (g_blk_reread_ms) {
+    printf("blk: reading sector 0 again in %lu ms\n", g_blk_reread_ms);
+    delay_ms(g_blk_reread_ms);
+    s = blk_req(d, &q, VIRTIO_BLK_T_IN, 0, buf, 512);
+    if (s != VIRTIO_BLK_S_OK) {
+      printf("blk: FAIL second read of sector 0: status %d\n", s);
+      return R_FAIL;
+    }
+    printf("blk: sector 0 again: \"");
+    print_text_bytes(buf, 16);
+    printf("\"\n");
+  }
   printf("blk: OK\n");
   return R_OK;
 }
@@ -328,6 +344,7 @@ void guest_main(u32 start_info) {
   time_init(1);
   g_timeout_ms = cmdline_u64("strata.timeout_ms", 5000);
   g_net_rx_ms = cmdline_u64("strata.net_rx_ms", 2000);
+  g_blk_reread_ms = cmdline_u64("strata.blk_reread_ms", 0);
   g_vsock_ms = cmdline_u64("strata.vsock_ms", 20000);
   g_vsock_idle_ms = cmdline_u64("strata.vsock_idle_ms", 1000);
   g_have_tests = cmdline_get("strata.test", g_tests, sizeof g_tests);

@@ -113,6 +113,21 @@ expect_eq "from where the second snapshot was" "$((last2 + 1))" "$(grep -o 'coun
 kill "$c_pid"
 wait "$c_pid" 2>/dev/null
 
+# --- PATCH /drives/{id} on a running VM: the guest reads the new backing file -------------------
+python3 -c "open('$work/disk2.img','wb').write(b'STRATA-SWAPPED!!'.ljust(1<<20, b'\0'))"
+cp "$work/disk.img" "$work/disk1.img"
+start_vmm d
+api d PUT /boot-source "{\"kernel_image_path\": \"$guests/virtio.elf\", \"boot_args\": \"console=ttyS0 strata.test=blk strata.blk_reread_ms=3000\"}" >/dev/null
+api d PUT /drives/data "{\"drive_id\": \"data\", \"path_on_host\": \"$work/disk1.img\", \"is_root_device\": false, \"is_read_only\": false}" >/dev/null
+api d PUT /actions '{"action_type": "InstanceStart"}' >/dev/null
+wait_for "$work/d.out" "reading sector 0 again" 20
+expect_eq "PATCH /drives/data to another file while the guest runs" 204 \
+  "$(status_of "$(api d PATCH /drives/data "{\"drive_id\": \"data\", \"path_on_host\": \"$work/disk2.img\"}")")"
+wait_for "$work/d.out" "VIRTIO DONE" 20
+check "the guest read the old file first" grep -q 'blk: sector 0: "STRATA-HOST-DATA"' "$work/d.out"
+check "and the new one after the PATCH" grep -q 'blk: sector 0 again: "STRATA-SWAPPED!!"' "$work/d.out"
+wait "$d_pid" 2>/dev/null
+
 # --- SendCtrlAltDel (firecracker-go-sdk's Shutdown): the keys through the i8042 --------------
 start_vmm k
 expect_fault "SendCtrlAltDel before InstanceStart" "$(api k PUT /actions '{"action_type": "SendCtrlAltDel"}')" "before"
