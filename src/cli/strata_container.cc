@@ -602,12 +602,24 @@ void add_container_commands(CLI::App& app, Globals& g) {
 
   auto* stats_ids = new std::vector<std::string>();
   auto* stats_format = new std::string();
-  CLI::App* stats = app.add_subcommand("stats", "Show containers' resource usage once (--no-stream)");
-  stats->add_flag("--no-stream")->description("Print once (the only mode)");
+  auto* stats_no_stream = new bool(false);
+  auto* stats_interval = new int(1);
+  CLI::App* stats = app.add_subcommand("stats", "Show containers' resource usage, updated every --interval seconds");
+  stats->add_flag("--no-stream", *stats_no_stream, "Print one sample and exit");
+  stats->add_option("-i,--interval", *stats_interval, "Seconds between samples")->capture_default_str();
   stats->add_option("--format", *stats_format, "table or json");
   stats->add_option("containers", *stats_ids, "Container names or ids (default: all running)");
-  stats->callback(
-      [&g, stats_ids, stats_format] { g.exit_code = print_stats(g.root, *stats_ids, *stats_format); });
+  stats->callback([&g, stats_ids, stats_format, stats_no_stream, stats_interval] {
+    if (*stats_format != "" && *stats_format != "table" && *stats_format != "json") {
+      g.exit_code = fail(Error("--format " + *stats_format + ": expected table or json"));
+      return;
+    }
+    if (*stats_interval < 1) {
+      g.exit_code = fail(Error("--interval must be at least 1 second"));
+      return;
+    }
+    g.exit_code = print_stats(g.root, *stats_ids, StatsOptions{*stats_format, !*stats_no_stream, *stats_interval * 1000});
+  });
 
   // Internal: run by strata-monitor when the container has exited.
   CLI::App* ctr = app.add_subcommand("container", "Container maintenance");

@@ -22,7 +22,13 @@ struct LogOptions {
 // stdout lines to stdout, stderr lines to stderr; with follow, until the container has exited.
 Status print_logs(const sandbox::ContainerStore& store, const std::string& id, const LogOptions& opts);
 
-// One sample per container: CPU (average since start), memory usage/limit, pids.
-int print_stats(const std::string& root, const std::vector<std::string>& keys, const std::string& format);
+struct StatsOptions {
+  std::string format;     // table (default) or json
+  bool stream = true;     // podman's default: a new sample every interval until interrupted
+  int interval_ms = 1000;
+};
+// Per container: CPU % (over the last interval; the first sample and --no-stream: the average
+// since start), memory usage/limit, pids. Streaming ends when every named container has stopped.
+int print_stats(const std::string& root, const std::vector<std::string>& keys, const StatsOptions& opts);
 
 }  // namespace strata::cli

@@ -105,6 +105,16 @@ for _ in $(seq 50); do curl -s -m 1 -o /dev/null http://127.0.0.1:18080/index.ht
 expect_eq "published port from the host's loopback" hello-from-httpd "$(curl -s -m 3 http://127.0.0.1:18080/index.html)"
 expect_eq "published port from the host's address" hello-from-httpd "$(curl -s -m 3 http://192.0.2.10:18080/index.html)"
 check "ps shows the port" grep -q "0.0.0.0:18080->80/tcp" <<<"$("${S[@]}" ps)"
+# stats: one sample with --no-stream, a sample a second otherwise (podman's default).
+out=$("${S[@]}" stats --no-stream --format json web)
+expect_eq "stats --no-stream: one sample of the named container" "1 web" "$(jq -s length <<<"$out") $(jq -r '.[0].name' <<<"$out")"
+jq_true() { jq -e "$1" >/dev/null; }
+check "stats: memory and pids from its cgroup" jq_true '.[0].mem_usage > 0 and .[0].pids >= 1' <<<"$out"
+check "stats table: a row for the container" grep -q "^[0-9a-f]\{12\} *web " <<<"$("${S[@]}" stats --no-stream web)"
+out=$(timeout 3.5 "$BIN/strata" --root "$work/root" stats --format json web)
+check "stats streams a sample a second" test "$(jq -s length <<<"$out")" -ge 3
+err=$("${S[@]}" stats --no-stream --format yaml web 2>&1)
+expect_eq "stats --format yaml: exit 125" 125 "$?"
 # Names resolve through /etc/hosts (probe reads it like glibc's files module; Debian's
 # busybox-static wget cannot resolve names at all).
 out=$("${S[@]}" run --rm "$IMG" sh -c 'wget -q -O - http://$(probe resolve web)/index.html')
