@@ -11,6 +11,9 @@ BUILD_PKGS=(
 )
 TEST_PKGS=(
   busybox-static runc crun podman netavark aardvark-dns qemu-system-x86 cpio jq iproute2 procps
+  # netavark 1.4 programs its firewall with iptables (the nft flavour): without it podman's
+  # bridge networking fails with "netavark: No such file or directory"
+  iptables
   hyperfine linux-perf strace uidmap
   nftables skopeo docker-registry apache2-utils curl
   # the guest kernel (guest/kernel/build.sh) and its QEMU test's root disk
