@@ -211,6 +211,13 @@ Result<sandbox::ContainerConfig> make_config(const Globals& g, const RunFlags& f
     ASSIGN_OR_RETURN(auto m, parse_mount(v));
     c.volumes.push_back(m);
   }
+  // The image's VOLUMEs that no -v/--mount covers become anonymous volumes (as podman).
+  for (const auto& path : img.volumes) {
+    std::string dest = fs::clean(path);
+    bool covered = std::any_of(c.volumes.begin(), c.volumes.end(),
+                               [&](const sandbox::VolumeMount& m) { return fs::clean(m.destination) == dest; });
+    if (!covered) c.volumes.push_back({"", dest, false, true});
+  }
   TRY(validate_restart(f.restart));
   c.restart = f.restart;
   if (f.rm && f.restart != "no") return Error("--rm and --restart " + f.restart + " cannot be combined");

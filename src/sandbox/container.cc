@@ -27,6 +27,7 @@
 #include "oci/state.h"
 #include "sandbox/network_setup.h"
 #include "sandbox/spec_builder.h"
+#include "sandbox/tool.h"
 
 namespace strata::sandbox {
 
@@ -44,6 +45,33 @@ std::string overlay_options(const ContainerRecord& rec, const std::string& dir) 
     }
   }
   return "lowerdir=" + lower + ",upperdir=" + dir + "/upper,workdir=" + dir + "/work";
+}
+
+// The image's VOLUMEs (anonymous volumes) get a directory of the container's own on the first
+// start, seeded with what the image has there (cp -a, as podman's copy-up). A path whose any
+// component is a symlink in the image is not followed out of the rootfs: the volume starts
+// empty then.
+Status make_anonymous_volumes(const std::string& rootfs, const std::string& dir, ContainerRecord& rec) {
+  for (size_t i = 0; i < rec.config.volumes.size(); ++i) {
+    VolumeMount& v = rec.config.volumes[i];
+    if (!v.anonymous || !v.source.empty()) continue;
+    std::string vdir = dir + "/volumes/" + std::to_string(i);
+    TRY(fs::mkdir_p(vdir, 0755));
+    std::string src = rootfs;
+    bool plain = true;
+    for (const auto& part : str::split(fs::clean(v.destination), '/')) {
+      if (part.empty()) continue;
+      src += "/" + part;
+      struct stat st {};
+      if (::lstat(src.c_str(), &st) != 0 || S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode)) {
+        plain = false;
+        break;
+      }
+    }
+    if (plain) TRY_CTX(run_tool({"cp", "-a", src + "/.", vdir}), "seed the volume " + v.destination);
+    v.source = vdir;
+  }
+  return ok();
 }
 
 Status mount_rootfs(const ContainerStore& store, ContainerRecord& rec) {
@@ -290,6 +318,7 @@ Result<Launched> launch(const ContainerStore& store, ContainerRecord rec, const 
   TRY_CTX(mount_rootfs(store, rec), "container " + rec.name);
 
   std::string rootfs = dir + "/bundle/rootfs";
+  TRY_CTX(make_anonymous_volumes(rootfs, dir, rec), "container " + rec.name);
   ASSIGN_OR_RETURN(ResolvedUser user, resolve_user(rootfs, rec.config.user));
   if (std::none_of(rec.config.env.begin(), rec.config.env.end(),
                    [](const std::string& e) { return e.rfind("HOME=", 0) == 0; })) {

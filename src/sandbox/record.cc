@@ -31,7 +31,8 @@ Json config_json(const ContainerConfig& c) {
   for (const auto& p : c.ports) ports.push_back(port_json(p));
   Json vols = Json::array();
   for (const auto& v : c.volumes)
-    vols.push_back({{"source", v.source}, {"destination", v.destination}, {"readonly", v.readonly}});
+    vols.push_back(
+        {{"source", v.source}, {"destination", v.destination}, {"readonly", v.readonly}, {"anonymous", v.anonymous}});
   Json j = {{"image", c.image},
             {"image_digest", c.image_digest},
             {"layers", c.layers},
@@ -82,7 +83,8 @@ ContainerConfig config_from(const Json& j) {
                        p.value("container_port", uint16_t{0}), p.value("proto", "tcp")});
   }
   for (const auto& v : j.value("volumes", Json::array())) {
-    c.volumes.push_back({v.value("source", ""), v.value("destination", ""), v.value("readonly", false)});
+    c.volumes.push_back({v.value("source", ""), v.value("destination", ""), v.value("readonly", false),
+                         v.value("anonymous", false)});
   }
   c.restart = j.value("restart", "no");
   c.remove = j.value("remove", false);

@@ -33,9 +33,13 @@ struct PublishedPort {
 };
 
 struct VolumeMount {
-  std::string source;  // host path
+  std::string source;  // host path; for an anonymous volume, set when the container first starts
   std::string destination;
   bool readonly = false;
+  // One of the image's VOLUMEs that no -v/--mount covers: a directory of the container's own
+  // (<container dir>/volumes/N), seeded with what the image has at the path, kept across
+  // restarts and removed with the container.
+  bool anonymous = false;
 };
 
 // What the user asked for, resolved against the image (the process is final here).

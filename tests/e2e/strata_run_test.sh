@@ -40,6 +40,11 @@ make_layout "$work/layout1" v1 '["sh","-c","echo hi from image"]' "$work/layers/
 make_layout "$work/layout2" v2 '["cat","/etc/other-file"]' "$work/layers/base" "$work/layers/other"
 push_layout "$work/layout1" v1 "$REG/test/busybox:v1" || exit 1
 push_layout "$work/layout2" v2 "$REG/test/other:v2" || exit 1
+mkdir -p "$work/layers/vol/data/sub" && echo seeded-by-image >"$work/layers/vol/data/sub/seed"
+ln -s /etc "$work/layers/vol/escape"  # a VOLUME through a symlink must not seed from the host's /etc
+LAYOUT_VOLUMES='{"/data":{},"/escape":{}}' make_layout "$work/layout5" v5 '["sh","-c","cat /data/sub/seed"]' \
+  "$work/layers/base" "$work/layers/vol"
+push_layout "$work/layout5" v5 "$REG/test/vol:v5" || exit 1
 
 # --- images ---------------------------------------------------------------------------
 out=$("${S[@]}" image pull "$REG/test/busybox:v1" 2>"$work/pull.err")
@@ -158,6 +163,22 @@ grep -q "typed-42" <<<"$out" || printf '%s\n' "$out" | od -c | tail -20
 expect_eq "run -it: exit code" 5 "$code"
 out=$(script -qec "${S[*]} run --rm -t --network none $IMG tty" /dev/null | tr -d '\r')
 check "run -t: the process has a terminal" grep -q "^/dev/pts/" <<<"$out"
+
+# --- the image's VOLUMEs: anonymous volumes seeded from the image -----------------------------
+out=$("${S[@]}" run --name vol --network none "$REG/test/vol:v5" sh -c \
+  'cat /data/sub/seed; grep -c " /data " /proc/mounts; echo written-in-volume >/data/new')
+expect_eq "an image VOLUME is a mount seeded with the image's files" "seeded-by-image 1" "$(tr '\n' ' ' <<<"$out" | sed 's/ $//')"
+vol_id=$("${S[@]}" inspect vol | jq -r '.[0].Id')
+check "the volume lives in the container's directory" \
+  grep -qx written-in-volume "$work/root/containers/$vol_id/volumes/0/new"
+check "the image's layer is untouched" test ! -e "$work/layers/vol/data/new"
+expect_eq "a VOLUME path that is a symlink in the image is not seeded through it" 0 \
+  "$(ls -A "$work/root/containers/$vol_id/volumes/1" | wc -l)"
+mkdir -p "$work/hostdata"
+out=$("${S[@]}" run --rm --network none -v "$work/hostdata:/data" "$REG/test/vol:v5" sh -c 'ls -A /data | wc -l')
+expect_eq "-v over the VOLUME's path replaces it (no seed)" 0 "$out"
+"${S[@]}" rm vol >/dev/null
+check "rm removes the anonymous volume with the container" test ! -e "$work/root/containers/$vol_id"
 
 # --- restart policy ----------------------------------------------------------------------
 "${S[@]}" run --restart on-failure:2 --name flaky --network none "$IMG" \

@@ -45,6 +45,20 @@ TEST_F(RecordTest, SaveLoadRoundTrip) {
   EXPECT_EQ(back->config.memory, std::optional<int64_t>(1 << 20));
   EXPECT_EQ(store_->state(*back), RunState::kCreated);
 }
+TEST_F(RecordTest, VolumesRoundTripWithTheAnonymousFlag) {
+  ContainerRecord r = make("vols");
+  r.config.volumes = {{"/srv/data", "/data", true, false}, {"", "/var/lib/db", false, true}};
+  ASSERT_TRUE(store_->save(r).ok());
+  auto back = store_->load(r.id);
+  ASSERT_TRUE(back.ok()) << back.error().to_string();
+  ASSERT_EQ(back->config.volumes.size(), 2u);
+  EXPECT_EQ(back->config.volumes[0].source, "/srv/data");
+  EXPECT_TRUE(back->config.volumes[0].readonly);
+  EXPECT_FALSE(back->config.volumes[0].anonymous);
+  EXPECT_EQ(back->config.volumes[1].destination, "/var/lib/db");
+  EXPECT_TRUE(back->config.volumes[1].source.empty());  // made on the first start
+  EXPECT_TRUE(back->config.volumes[1].anonymous);
+}
 
 TEST_F(RecordTest, NamesAreUnique) {
   ContainerRecord r = make("web");
