@@ -218,6 +218,12 @@ Result<sandbox::ContainerConfig> make_config(const Globals& g, const RunFlags& f
                                [&](const sandbox::VolumeMount& m) { return fs::clean(m.destination) == dest; });
     if (!covered) c.volumes.push_back({"", dest, false, true});
   }
+  // Parents before children (as podman sorts mounts): an image VOLUME /data must not be mounted
+  // over a -v at /data/sub given on the command line.
+  auto depth = [](const std::string& p) { return std::count(p.begin(), p.end(), '/'); };
+  std::stable_sort(c.volumes.begin(), c.volumes.end(), [&](const sandbox::VolumeMount& a, const sandbox::VolumeMount& b) {
+    return depth(fs::clean(a.destination)) < depth(fs::clean(b.destination));
+  });
   TRY(validate_restart(f.restart));
   c.restart = f.restart;
   if (f.rm && f.restart != "no") return Error("--rm and --restart " + f.restart + " cannot be combined");

@@ -177,6 +177,8 @@ expect_eq "a VOLUME path that is a symlink in the image is not seeded through it
 mkdir -p "$work/hostdata"
 out=$("${S[@]}" run --rm --network none -v "$work/hostdata:/data" "$REG/test/vol:v5" sh -c 'ls -A /data | wc -l')
 expect_eq "-v over the VOLUME's path replaces it (no seed)" 0 "$out"
+out=$("${S[@]}" run --rm --network none -v "$work/hostdata:/data/sub" "$REG/test/vol:v5" sh -c 'ls -A /data/sub | wc -l')
+expect_eq "-v below a VOLUME is mounted over it, not hidden by it" 0 "$out"
 "${S[@]}" rm vol >/dev/null
 check "rm removes the anonymous volume with the container" test ! -e "$work/root/containers/$vol_id"
 
