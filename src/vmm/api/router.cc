@@ -5,7 +5,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <vector>
 
 #include "base/log.h"
@@ -125,6 +128,27 @@ ApiResponse Router::dispatch(std::string_view method, std::string_view target, s
     TRY(check_id(second));
     return std::string(second);
   };
+  // PUT and PATCH: a resource this method serves (else its fault), the id from the path for
+  // drives and network interfaces (checked before the body is read, as Firecracker does), then
+  // the JSON body. A response means the request ends there.
+  std::string id;
+  json j;
+  auto prelude = [&](std::initializer_list<std::string_view> known) -> std::optional<ApiResponse> {
+    if (std::find(known.begin(), known.end(), first) == known.end()) {
+      if (unsupported_resource(first))
+        return fault(std::string(method) + " /" + std::string(first) + " is not supported by strata-vmm.");
+      return invalid_path(method, first);
+    }
+    if (first == "drives" || first == "network-interfaces") {
+      auto r = path_id();
+      if (!r.ok()) return fault(r.error().message());
+      id = std::move(*r);
+    }
+    auto parsed = parse_body(body);
+    if (!parsed.ok()) return bad_body(parsed.error());
+    j = std::move(*parsed);
+    return std::nullopt;
+  };
 
   if (method == "GET") {
     if (has_body) return fault("GET request cannot have a body.");
@@ -148,23 +172,10 @@ ApiResponse Router::dispatch(std::string_view method, std::string_view target, s
       if (!has_second) return fault("Missing snapshot operation type.");
       if (second != "create" && second != "load")
         return invalid_path(method, "/snapshot/" + std::string(second));
-    } else if (first != "actions" && first != "boot-source" && first != "drives" &&
-               first != "network-interfaces" && first != "machine-config" && first != "vsock" &&
-               first != "logger" && first != "metrics" && first != "entropy" && first != "serial") {
-      if (unsupported_resource(first))
-        return fault("PUT /" + std::string(first) + " is not supported by strata-vmm.");
-      return invalid_path(method, first);
     }
-    // Ids are checked before the body is read, as Firecracker does.
-    std::string id;
-    if (first == "drives" || first == "network-interfaces") {
-      auto r = path_id();
-      if (!r.ok()) return fault(r.error().message());
-      id = std::move(*r);
-    }
-    auto parsed = parse_body(body);
-    if (!parsed.ok()) return bad_body(parsed.error());
-    const json& j = *parsed;
+    if (auto r = prelude({"snapshot", "actions", "boot-source", "drives", "network-interfaces", "machine-config",
+                          "vsock", "logger", "metrics", "entropy", "serial"}))
+      return *r;
 
     if (first == "actions") {
       auto a = parse_action(j);
@@ -315,20 +326,7 @@ ApiResponse Router::dispatch(std::string_view method, std::string_view target, s
 
   if (method == "PATCH") {
     if (!has_body) return fault("Empty PATCH request.");
-    if (first != "drives" && first != "network-interfaces" && first != "machine-config" && first != "vm") {
-      if (unsupported_resource(first))
-        return fault("PATCH /" + std::string(first) + " is not supported by strata-vmm.");
-      return invalid_path(method, first);
-    }
-    std::string id;
-    if (first == "drives" || first == "network-interfaces") {
-      auto r = path_id();
-      if (!r.ok()) return fault(r.error().message());
-      id = std::move(*r);
-    }
-    auto parsed = parse_body(body);
-    if (!parsed.ok()) return bad_body(parsed.error());
-    const json& j = *parsed;
+    if (auto r = prelude({"drives", "network-interfaces", "machine-config", "vm"})) return *r;
 
     if (first == "drives") {
       auto u = parse_drive_update(j);
