@@ -16,6 +16,8 @@ TEST_PKGS=(
   iptables
   hyperfine linux-perf strace uidmap
   nftables skopeo docker-registry apache2-utils curl
+  # the token server of the registry e2e tests signs its JWTs with the openssl command
+  openssl
   # the guest kernel (guest/kernel/build.sh) and its QEMU test's root disk
   linux-source-6.1 make bc bison flex libelf-dev libssl-dev xz-utils e2fsprogs
   # the vmm e2e tests' peers (vsock host side, AF_PACKET frame reader) and bench/vmm_vs_qemu.py

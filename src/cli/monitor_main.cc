@@ -11,7 +11,12 @@
 // Usage (internal; the arguments are written by src/sandbox/launch.cc):
 //   strata-monitor --pid PID --log FILE --exit-file FILE [--stdout-fd N] [--stderr-fd N]
 //                  [--tee-stdout-fd N] [--tee-stderr-fd N] [--exit-fd N] [--console-fd N]
-//                  [--stdin-fd N] [-- CLEANUP-ARGV...]
+//                  [--stdin-fd N] [--health-interval-ms N --health-arg WORD...]
+//                  [-- CLEANUP-ARGV...]
+// With a health interval the monitor runs the health command (the --health-arg words: `strata
+// healthcheck run ID`) every interval while the container runs, one at a time, as podman's
+// systemd timer does; the check itself (exec into the container, timeout, state) is that
+// command's business, so the monitor stays a poll loop.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -21,6 +26,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -42,6 +48,10 @@ struct Options {
   int console_fd = -1;       // --tty: the pty master (output in, forwarded stdin out)
   int stdin_fd = -1;         // -it: the CLI's stdin, copied into the terminal
   char** cleanup = nullptr;  // argv of the exit command, or null
+  long health_interval_ms = 0;
+  static constexpr int kMaxHealthArgs = 15;
+  char* health_argv[kMaxHealthArgs + 1] = {};
+  int health_argc = 0;
 };
 
 void die(const char* what) {
@@ -159,7 +169,15 @@ Options parse(int argc, char** argv) {
       o.console_fd = parse_fd(v);
     else if (strcmp(a, "--stdin-fd") == 0)
       o.stdin_fd = parse_fd(v);
-    else {
+    else if (strcmp(a, "--health-interval-ms") == 0)
+      o.health_interval_ms = parse_fd(v);
+    else if (strcmp(a, "--health-arg") == 0) {
+      if (o.health_argc == Options::kMaxHealthArgs) {
+        dprintf(2, "strata-monitor: more than %d --health-arg words\n", Options::kMaxHealthArgs);
+        _exit(125);
+      }
+      o.health_argv[o.health_argc++] = const_cast<char*>(v);
+    } else {
       dprintf(2, "strata-monitor: unknown option %s\n", a);
       _exit(125);
     }
@@ -168,7 +186,48 @@ Options parse(int argc, char** argv) {
     dprintf(2, "strata-monitor: --pid, --log and --exit-file are required\n");
     _exit(125);
   }
+  if ((o.health_interval_ms > 0) != (o.health_argc > 0)) {
+    dprintf(2, "strata-monitor: --health-interval-ms and --health-arg go together\n");
+    _exit(125);
+  }
   return o;
+}
+
+// A timerfd that fires every interval_ms, or -1.
+int health_timer(long interval_ms) {
+  if (interval_ms <= 0) return -1;
+  int fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  if (fd < 0) die("timerfd_create");
+  struct itimerspec its {};
+  its.it_interval.tv_sec = interval_ms / 1000;
+  its.it_interval.tv_nsec = (interval_ms % 1000) * 1000000L;
+  its.it_value = its.it_interval;
+  if (::timerfd_settime(fd, 0, &its, nullptr) != 0) die("timerfd_settime");
+  return fd;
+}
+
+// Starts the health command with stdio on /dev/null (ours already are) and no signal blocked.
+pid_t spawn_health_check(const Options& o, const sigset_t& blocked) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    sigprocmask(SIG_UNBLOCK, &blocked, nullptr);
+    ::execv(o.health_argv[0], o.health_argv);
+    _exit(127);
+  }
+  return pid > 0 ? pid : 0;
+}
+
+// A check still running when the container has exited finishes first (its on-failure action may
+// be waiting for the exit file we just wrote; the exec into a dead container fails at once), but
+// never holds the cleanup for more than a few seconds.
+void finish_health_check(pid_t pid) {
+  for (int i = 0; i < 500; ++i) {
+    if (::waitpid(pid, nullptr, WNOHANG) != 0) return;
+    struct timespec ts = {0, 10 * 1000000L};
+    ::nanosleep(&ts, nullptr);
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
 }
 
 // The exit file, written atomically: "<exit code> <unix time ns>\n". The code is the
@@ -217,25 +276,41 @@ int main(int argc, char** argv) {
   int in_fd = o.console_fd >= 0 ? o.stdin_fd : -1;
   if (in_fd >= 0) ::fcntl(in_fd, F_SETFD, FD_CLOEXEC);
 
+  int timer = health_timer(o.health_interval_ms);
+  pid_t health_pid = 0;
+
   int status = 0;
   bool exited = false;
   // The init may already be gone (a container that exits at once): reap before polling.
   for (;;) {
-    while (!exited) {
+    // Once the init is reaped, only a running health check is: finish_health_check() waits for
+    // that one by pid.
+    while (!exited || health_pid > 0) {
       int st = 0;
-      pid_t p = ::waitpid(-1, &st, WNOHANG);
+      pid_t p = ::waitpid(exited ? health_pid : -1, &st, WNOHANG);
       if (p <= 0) break;
       if (p == o.pid) {
         status = st;
         exited = true;
+      } else if (p == health_pid) {
+        health_pid = 0;
       }
+    }
+    if (exited && timer >= 0) {
+      ::close(timer);
+      timer = -1;
     }
     bool open_streams = streams[0].fd >= 0 || streams[1].fd >= 0;
     if (exited && !open_streams) break;
 
-    struct pollfd pfd[4];
+    struct pollfd pfd[5];
     int n = 0;
     pfd[n++] = {sfd, POLLIN, 0};
+    int timer_idx = -1;
+    if (timer >= 0) {
+      timer_idx = n;
+      pfd[n++] = {timer, POLLIN, 0};
+    }
     int in_idx = -1;
     if (in_fd >= 0 && !exited) {
       in_idx = n;
@@ -258,6 +333,12 @@ int main(int argc, char** argv) {
       while (::read(sfd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
       }
     }
+    if (timer_idx >= 0 && (pfd[timer_idx].revents & POLLIN)) {
+      uint64_t ticks = 0;
+      (void)!::read(timer, &ticks, sizeof ticks);
+      // One check at a time: a tick while one runs (a test slower than the interval) is skipped.
+      if (health_pid == 0) health_pid = spawn_health_check(o, mask);
+    }
     if (in_idx >= 0 && pfd[in_idx].revents != 0) {
       char buf[4096];
       ssize_t got = ::read(in_fd, buf, sizeof buf);
@@ -279,6 +360,7 @@ int main(int argc, char** argv) {
 
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   write_exit_file(o.exit_file, code);
+  if (health_pid > 0) finish_health_check(health_pid);
   ::close(g_log);
   for (auto& s : streams) {
     if (s.tee >= 0) ::close(s.tee);

@@ -1,15 +1,19 @@
 // The command groups of the `strata` CLI (docker/podman habits), one file each:
-// strata_container.cc (run ps logs stop kill rm exec inspect stats, container cleanup),
+// strata_run.cc (run), strata_container.cc (ps logs stop start restart kill rm exec inspect
+// stats, container cleanup), strata_healthcheck.cc (healthcheck run),
 // strata_image.cc (image pull/push/ls/inspect/rm/prune/tag/import/export/save/load, login),
 // strata_network.cc (network create/ls/inspect/rm), strata_vm.cc (vm ...).
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/error.h"
+#include "image/image_config.h"
+#include "sandbox/container.h"
 
 namespace strata::cli {
 
@@ -38,11 +42,22 @@ struct RunImage {
   std::vector<std::string> env, entrypoint, cmd, volumes;
   std::string working_dir, user, stop_signal;
   std::map<std::string, std::string> labels;
+  std::optional<image::Healthcheck> healthcheck;
 };
 // pull_policy: "missing" (pull when not present), "always", "never".
 Result<RunImage> image_for_run(const Globals& g, const std::string& ref, const std::string& pull_policy);
 
+// strata run (strata_run.cc)
+void add_run_command(CLI::App& app, Globals& g);
+// strata ps logs stop start restart kill rm exec inspect stats, container cleanup
+// (strata_container.cc)
 void add_container_commands(CLI::App& app, Globals& g);
+// strata healthcheck run (strata_healthcheck.cc)
+void add_healthcheck_commands(CLI::App& app, Globals& g);
+// How the container commands launch one: the binaries the monitor is exec'd from and runs.
+sandbox::LaunchOptions launch_options(const Globals& g);
+// The IMAGE/CONTAINER and COMMAND words after a prefix_command subcommand's own options.
+std::vector<std::string> command_words(CLI::App* sub);
 void add_image_commands(CLI::App& app, Globals& g);
 // strata image import | export | save | load (strata_image_archive.cc), under `image`.
 void add_image_archive_commands(CLI::App& image, Globals& g);

@@ -1,5 +1,5 @@
-// strata run | ps | logs | stop | kill | rm | exec | inspect | stats, and the internal
-// `container cleanup` that strata-monitor runs when a container exits.
+// strata ps | logs | stop | start | restart | kill | rm | exec | inspect | stats, and the
+// internal `container cleanup` that strata-monitor runs when a container exits.
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -20,6 +20,7 @@
 #include "oci/container.h"
 #include "oci/names.h"
 #include "sandbox/container.h"
+#include "sandbox/health.h"
 #include "sandbox/record.h"
 
 namespace strata::cli {
@@ -29,251 +30,6 @@ namespace {
 using Json = nlohmann::json;
 using sandbox::ContainerRecord;
 using sandbox::ContainerStore;
-
-struct RunFlags {
-  bool detach = false, rm = false, interactive = false, tty = false, read_only = false;
-  std::string name, user, workdir, network = "bridge", restart = "no", rootfs, hostname, pull = "missing";
-  std::string memory, stop_signal;
-  std::optional<std::string> entrypoint;
-  double cpus = 0;
-  int64_t pids_limit = 0;
-  std::vector<std::string> env, env_files, publish, volumes, mounts, cap_add, cap_drop, labels;
-};
-
-sandbox::LaunchOptions launch_options(const Globals& g) {
-  sandbox::LaunchOptions o;
-  o.strata_exe = g.self_exe;
-  o.monitor_exe = g.monitor_exe;
-  return o;
-}
-
-Result<std::vector<std::string>> read_env_file(const std::string& path) {
-  ASSIGN_OR_RETURN(std::string text, fs::read_file(path));
-  std::vector<std::string> out;
-  for (auto line : str::split(text, '\n')) {
-    std::string_view l = str::trim(line);
-    if (l.empty() || l[0] == '#') continue;
-    if (l.find('=') == std::string_view::npos) {
-      // docker: a bare name takes the value from the caller's environment.
-      std::string key(l);
-      if (const char* v = std::getenv(key.c_str())) out.push_back(key + "=" + v);
-      continue;
-    }
-    out.emplace_back(l);
-  }
-  return out;
-}
-
-void set_env(std::vector<std::string>& env, const std::string& kv) {
-  std::string key = kv.substr(0, kv.find('=') + 1);
-  std::erase_if(env, [&](const std::string& e) { return e.rfind(key, 0) == 0; });
-  env.push_back(kv);
-}
-
-Result<sandbox::VolumeMount> parse_volume(const std::string& v) {
-  auto parts = str::split(v, ':');
-  if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty()) {
-    return Error("-v " + v + ": expected HOST-DIR:CONTAINER-DIR[:ro|rw]");
-  }
-  sandbox::VolumeMount m;
-  m.source = fs::absolute(parts[0]);
-  m.destination = parts[1];
-  if (m.destination[0] != '/') return Error("-v " + v + ": the container path must be absolute");
-  if (parts.size() == 3) {
-    for (const auto& o : str::split(parts[2], ',')) {
-      if (o == "ro")
-        m.readonly = true;
-      else if (o == "rw" || o == "z" || o == "Z")
-        continue;
-      else
-        return Error("-v " + v + ": unknown option \"" + o + "\" (ro, rw)");
-    }
-  }
-  if (!fs::exists(m.source)) return Error("-v " + v + ": " + m.source + " does not exist", ENOENT);
-  return m;
-}
-
-// --mount type=bind,source=/a,target=/b[,readonly]
-Result<sandbox::VolumeMount> parse_mount(const std::string& v) {
-  sandbox::VolumeMount m;
-  std::string type = "bind";
-  for (const auto& kv : str::split(v, ',')) {
-    auto eq = kv.find('=');
-    std::string k = kv.substr(0, eq), val = eq == std::string::npos ? "" : kv.substr(eq + 1);
-    if (k == "type")
-      type = val;
-    else if (k == "source" || k == "src")
-      m.source = fs::absolute(val);
-    else if (k == "target" || k == "destination" || k == "dst")
-      m.destination = val;
-    else if (k == "readonly" || k == "ro")
-      m.readonly = val.empty() || val == "true" || val == "1";
-    else
-      return Error("--mount " + v + ": unknown key \"" + k + "\"");
-  }
-  if (type != "bind") return Error("--mount " + v + ": only type=bind is supported");
-  if (m.source.empty() || m.destination.empty() || m.destination[0] != '/') {
-    return Error("--mount " + v + ": needs source= and an absolute target=");
-  }
-  if (!fs::exists(m.source)) return Error("--mount " + v + ": " + m.source + " does not exist", ENOENT);
-  return m;
-}
-
-Status validate_restart(const std::string& r) {
-  if (r == "no" || r == "always" || r == "unless-stopped" || r == "on-failure") return ok();
-  if (r.rfind("on-failure:", 0) == 0 && str::parse_uint(r.substr(11))) return ok();
-  return Error("--restart " + r + ": expected no, on-failure[:N], always or unless-stopped");
-}
-
-// Merges the image's defaults with the flags, as docker does: --entrypoint replaces the
-// image's entrypoint (and drops its cmd), CMD... replaces the image's cmd.
-Result<sandbox::ContainerConfig> make_config(const Globals& g, const RunFlags& f,
-                                             const std::vector<std::string>& rest) {
-  sandbox::ContainerConfig c;
-  std::vector<std::string> cmd;
-  RunImage img;
-  if (!f.rootfs.empty()) {
-    c.rootfs = fs::absolute(f.rootfs);
-    cmd = rest;
-    img.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
-  } else {
-    if (rest.empty()) return Error("run: an image is required (strata run [OPTIONS] IMAGE [COMMAND...])");
-    ASSIGN_OR_RETURN(img, image_for_run(g, rest[0], f.pull));
-    cmd.assign(rest.begin() + 1, rest.end());
-    c.image = img.name;
-    c.image_digest = img.digest;
-    c.layers = img.layers;
-  }
-  std::vector<std::string> entry = img.entrypoint;
-  if (f.entrypoint) {
-    entry = f.entrypoint->empty() ? std::vector<std::string>{} : std::vector<std::string>{*f.entrypoint};
-  } else if (cmd.empty()) {
-    cmd = img.cmd;
-  }
-  c.args = entry;
-  c.args.insert(c.args.end(), cmd.begin(), cmd.end());
-  if (c.args.empty()) return Error("run: no command given and the image defines none");
-  c.env = img.env;
-  if (std::none_of(c.env.begin(), c.env.end(),
-                   [](const std::string& e) { return e.rfind("PATH=", 0) == 0; })) {
-    c.env.insert(c.env.begin(), "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-  }
-  for (const auto& file : f.env_files) {
-    auto vars = read_env_file(file);
-    if (!vars) return std::move(vars).error().context("--env-file " + file);
-    for (const auto& kv : *vars) set_env(c.env, kv);
-  }
-  for (const auto& e : f.env) {
-    if (e.find('=') == std::string::npos) {
-      if (const char* v = std::getenv(e.c_str())) set_env(c.env, e + "=" + v);
-      continue;
-    }
-    if (e[0] == '=') return Error("-e " + e + ": empty variable name");
-    set_env(c.env, e);
-  }
-  if (f.tty && std::none_of(c.env.begin(), c.env.end(),
-                            [](const std::string& e) { return e.rfind("TERM=", 0) == 0; })) {
-    c.env.push_back("TERM=xterm");
-  }
-  c.cwd = !f.workdir.empty() ? f.workdir : (!img.working_dir.empty() ? img.working_dir : "/");
-  if (c.cwd[0] != '/') return Error("--workdir " + c.cwd + ": must be an absolute path");
-  c.user = !f.user.empty() ? f.user : img.user;
-  c.hostname = f.hostname;
-  c.tty = f.tty;
-  c.interactive = f.interactive;
-  c.read_only = f.read_only;
-  c.cap_add = f.cap_add;
-  c.cap_drop = f.cap_drop;
-  if (!f.memory.empty()) {
-    auto m = str::parse_size(f.memory);
-    if (!m || *m <= 0) return Error("--memory " + f.memory + ": expected a size such as 64m or 1g");
-    c.memory = *m;
-  }
-  if (f.cpus < 0) return Error("--cpus must not be negative");
-  if (f.cpus > 0) c.cpus = f.cpus;
-  if (f.pids_limit != 0) c.pids_limit = f.pids_limit;
-  c.network = f.network == "default" ? "bridge" : f.network;
-  for (const auto& p : f.publish) {
-    auto mappings = net::parse_port_mapping(p);
-    if (!mappings) return std::move(mappings).error().context("-p " + p);
-    for (const auto& m : *mappings) {
-      c.ports.push_back({m.host_ip == "0.0.0.0" ? "" : m.host_ip, m.host_port, m.container_port, m.proto});
-    }
-  }
-  if (!c.ports.empty() && (c.network == "host" || c.network == "none")) {
-    return Error("-p cannot be used with --network " + c.network);
-  }
-  for (const auto& v : f.volumes) {
-    ASSIGN_OR_RETURN(auto m, parse_volume(v));
-    c.volumes.push_back(m);
-  }
-  for (const auto& v : f.mounts) {
-    ASSIGN_OR_RETURN(auto m, parse_mount(v));
-    c.volumes.push_back(m);
-  }
-  // The image's VOLUMEs that no -v/--mount covers become anonymous volumes (as podman).
-  for (const auto& path : img.volumes) {
-    std::string dest = fs::clean(path);
-    bool covered = std::any_of(c.volumes.begin(), c.volumes.end(),
-                               [&](const sandbox::VolumeMount& m) { return fs::clean(m.destination) == dest; });
-    if (!covered) c.volumes.push_back({"", dest, false, true});
-  }
-  // Parents before children (as podman sorts mounts): an image VOLUME /data must not be mounted
-  // over a -v at /data/sub given on the command line.
-  auto depth = [](const std::string& p) { return std::count(p.begin(), p.end(), '/'); };
-  std::stable_sort(c.volumes.begin(), c.volumes.end(), [&](const sandbox::VolumeMount& a, const sandbox::VolumeMount& b) {
-    return depth(fs::clean(a.destination)) < depth(fs::clean(b.destination));
-  });
-  TRY(validate_restart(f.restart));
-  c.restart = f.restart;
-  if (f.rm && f.restart != "no") return Error("--rm and --restart " + f.restart + " cannot be combined");
-  c.remove = f.rm;
-  c.stop_signal =
-      !f.stop_signal.empty() ? f.stop_signal : (!img.stop_signal.empty() ? img.stop_signal : "SIGTERM");
-  if (!oci::signal_from_name(c.stop_signal))
-    return Error("stop signal \"" + c.stop_signal + "\" is not a signal");
-  c.labels = img.labels;
-  for (const auto& l : f.labels) {
-    auto eq = l.find('=');
-    c.labels[l.substr(0, eq)] = eq == std::string::npos ? "" : l.substr(eq + 1);
-  }
-  return c;
-}
-
-int cmd_run(Globals& g, const RunFlags& f, const std::vector<std::string>& rest) {
-  auto store = ContainerStore::open(g.root);
-  if (!store) return fail(store.error());
-  auto config = make_config(g, f, rest);
-  if (!config) return fail(config.error());
-  ContainerRecord rec;
-  rec.id = sandbox::new_container_id();
-  rec.name = f.name.empty() ? sandbox::random_name() : f.name;
-  rec.config = std::move(*config);
-  sandbox::LaunchOptions opts = launch_options(g);
-  opts.attach = !f.detach;
-  if (f.interactive && !f.detach) opts.stdin_fd = 0;
-  // -it at a terminal: ours goes raw (keys, ^C included, reach the container's terminal) and
-  // is restored however the run ends.
-  struct termios saved {};
-  bool raw = f.tty && f.interactive && !f.detach && ::isatty(0) && ::tcgetattr(0, &saved) == 0;
-  Cleanup restore([&] {
-    if (raw) ::tcsetattr(0, TCSADRAIN, &saved);
-  });
-  if (raw) {
-    struct termios t = saved;
-    ::cfmakeraw(&t);
-    ::tcsetattr(0, TCSADRAIN, &t);
-  }
-  auto l = sandbox::launch(*store, rec, opts);
-  if (!l) return fail(l.error());
-  if (f.detach) {
-    std::printf("%s\n", l->id.c_str());
-    return 0;
-  }
-  auto code = sandbox::wait_attached(*store, *l);
-  if (!code) return fail(code.error());
-  return *code;
-}
 
 // "5 seconds ago" for a time in seconds since the epoch.
 std::string ago(int64_t then_s) {
@@ -292,9 +48,15 @@ std::string ports_str(const sandbox::ContainerConfig& c) {
 
 std::string status_str(const ContainerStore& store, const ContainerRecord& r) {
   auto state = store.state(r);
-  if (state == sandbox::RunState::kRunning)
-    return "Up " +
-           human_duration(static_cast<int64_t>(std::time(nullptr)) - parse_rfc3339(r.started).value_or(0));
+  if (state == sandbox::RunState::kRunning) {
+    std::string up = "Up " + human_duration(static_cast<int64_t>(std::time(nullptr)) -
+                                            parse_rfc3339(r.started).value_or(0));
+    // podman's form: "Up 5 seconds (healthy)"
+    if (r.config.health)
+      up += " (" + sandbox::load_health(store, r.id).value_or(sandbox::HealthState{}).status + ")";
+    if (!store.monitor_alive(r)) up += " (monitor gone)";
+    return up;
+  }
   if (state == sandbox::RunState::kCreated) return "Created";
   auto e = store.exit_info(r.id);
   if (!e) return "Exited (unknown: its monitor was killed)";
@@ -318,42 +80,62 @@ Json inspect_json(const ContainerStore& store, const ContainerRecord& r) {
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
     finished = buf;
   }
-  return {{"Id", r.id},
-          {"Name", r.name},
-          {"Created", r.created},
-          {"Image", r.config.image},
-          {"ImageDigest", r.config.image_digest},
-          {"Path", r.config.args.empty() ? "" : r.config.args[0]},
-          {"Args", r.config.args.size() > 1
-                       ? std::vector<std::string>(r.config.args.begin() + 1, r.config.args.end())
-                       : std::vector<std::string>{}},
-          {"State",
-           {{"Status", sandbox::state_name(state)},
-            {"Running", state == sandbox::RunState::kRunning},
-            {"Pid", state == sandbox::RunState::kRunning ? r.pid : 0},
-            {"ConmonPid", state == sandbox::RunState::kRunning ? r.monitor_pid : 0},
-            {"ExitCode", e ? e->code : 0},
-            {"StartedAt", r.started},
-            {"FinishedAt", finished},
-            {"RestartCount", r.restart_count}}},
-          {"Config",
-           {{"Cmd", r.config.args},
-            {"Env", r.config.env},
-            {"WorkingDir", r.config.cwd},
-            {"User", r.config.user},
-            {"Tty", r.config.tty},
-            {"Labels", r.config.labels},
-            {"StopSignal", r.config.stop_signal}}},
-          {"HostConfig",
-           {{"NetworkMode", r.config.network},
-            {"RestartPolicy", r.config.restart},
-            {"AutoRemove", r.config.remove},
-            {"ReadonlyRootfs", r.config.read_only},
-            {"Memory", r.config.memory.value_or(0)},
-            {"NanoCpus", static_cast<int64_t>(r.config.cpus.value_or(0) * 1e9)},
-            {"PidsLimit", r.config.pids_limit.value_or(0)}}},
-          {"NetworkSettings", {{"IPAddress", r.ip}, {"Network", r.network_attached}, {"Ports", ports}}},
-          {"LogPath", store.dir(r.id) + "/ctr.log"}};
+  Json health = nullptr, health_config = nullptr;
+  if (r.config.health) {
+    const auto& h = *r.config.health;
+    // docker's State.Health (podman 4 called it State.Healthcheck; both are given).
+    health = Json::parse(
+        sandbox::health_state_json(sandbox::load_health(store, r.id).value_or(sandbox::HealthState{})));
+    health_config = {{"Test", h.test},
+                     {"Interval", h.interval_ns},
+                     {"Timeout", h.timeout_ns},
+                     {"StartPeriod", h.start_period_ns},
+                     {"Retries", h.retries}};
+  }
+  Json out = {{"Id", r.id},
+              {"Name", r.name},
+              {"Created", r.created},
+              {"Image", r.config.image},
+              {"ImageDigest", r.config.image_digest},
+              {"Path", r.config.args.empty() ? "" : r.config.args[0]},
+              {"Args", r.config.args.size() > 1
+                           ? std::vector<std::string>(r.config.args.begin() + 1, r.config.args.end())
+                           : std::vector<std::string>{}},
+              {"State",
+               {{"Status", sandbox::state_name(state)},
+                {"Running", state == sandbox::RunState::kRunning},
+                {"Pid", state == sandbox::RunState::kRunning ? r.pid : 0},
+                {"ConmonPid", state == sandbox::RunState::kRunning ? r.monitor_pid : 0},
+                {"ExitCode", e ? e->code : 0},
+                {"StartedAt", r.started},
+                {"FinishedAt", finished},
+                {"RestartCount", r.restart_count}}},
+              {"Config",
+               {{"Cmd", r.config.args},
+                {"Env", r.config.env},
+                {"WorkingDir", r.config.cwd},
+                {"User", r.config.user},
+                {"Tty", r.config.tty},
+                {"Labels", r.config.labels},
+                {"StopSignal", r.config.stop_signal},
+                {"StopTimeout", r.config.stop_timeout_s}}},
+              {"HostConfig",
+               {{"NetworkMode", r.config.network},
+                {"RestartPolicy", r.config.restart},
+                {"AutoRemove", r.config.remove},
+                {"ReadonlyRootfs", r.config.read_only},
+                {"Memory", r.config.memory.value_or(0)},
+                {"NanoCpus", static_cast<int64_t>(r.config.cpus.value_or(0) * 1e9)},
+                {"PidsLimit", r.config.pids_limit.value_or(0)}}},
+              {"NetworkSettings", {{"IPAddress", r.ip}, {"Network", r.network_attached}, {"Ports", ports}}},
+              {"LogPath", store.dir(r.id) + "/ctr.log"}};
+  if (r.config.health) {
+    out["State"]["Health"] = health;
+    out["State"]["Healthcheck"] = health;
+    out["Config"]["Healthcheck"] = health_config;
+    out["Config"]["HealthcheckOnFailureAction"] = r.config.health->on_failure;
+  }
+  return out;
 }
 
 int cmd_ps(Globals& g, bool all, const std::string& format, bool quiet) {
@@ -402,12 +184,9 @@ int cmd_ps(Globals& g, bool all, const std::string& format, bool quiet) {
   return 0;
 }
 
-// The IMAGE/CONTAINER and COMMAND words after a prefix_command subcommand's own options (CLI11
-// 2.1 hands them to the parent).
-std::vector<std::string> command_words(CLI::App* sub) {
-  auto words = sub->remaining();
-  if (words.empty() && sub->get_parent() != nullptr) words = sub->get_parent()->remaining();
-  return words;
+std::optional<std::chrono::seconds> seconds_flag(const std::optional<int>& s) {
+  if (!s) return std::nullopt;
+  return std::chrono::seconds(std::max(0, *s));
 }
 
 template <class F>
@@ -421,47 +200,22 @@ int with_container(Globals& g, const std::string& key, F&& f) {
 
 }  // namespace
 
-void add_container_commands(CLI::App& app, Globals& g) {
-  // run
-  auto* f = new RunFlags();  // lives as long as the app (the process)
-  CLI::App* run = app.add_subcommand("run", "Run a command in a new container from an image");
-  run->set_help_flag("--help");
-  run->allow_extras();
-  run->prefix_command();  // IMAGE and everything after it are the image and its command
-  run->add_flag("-d,--detach", f->detach, "Run in the background and print the container id");
-  run->add_flag("--rm", f->rm, "Remove the container when it exits");
-  run->add_flag("-i,--interactive", f->interactive,
-                "Keep stdin open: the container reads the caller's stdin");
-  run->add_flag("-t,--tty", f->tty, "Allocate a pseudo-terminal");
-  run->add_option("--name", f->name, "Name of the container");
-  run->add_option("-e,--env", f->env, "Set an environment variable (KEY=VALUE, or KEY to copy it)")
-      ->allow_extra_args(false);
-  run->add_option("--env-file", f->env_files, "Read environment variables from a file")
-      ->allow_extra_args(false);
-  run->add_option("-p,--publish", f->publish, "Publish a port: [IP:][HOST:]CONTAINER[/tcp|udp]")
-      ->allow_extra_args(false);
-  run->add_option("-v,--volume", f->volumes, "Bind a host directory: HOST:CONTAINER[:ro]")
-      ->allow_extra_args(false);
-  run->add_option("--mount", f->mounts, "Mount: type=bind,source=HOST,target=CONTAINER[,readonly]")
-      ->allow_extra_args(false);
-  run->add_option("-m,--memory", f->memory, "Memory limit (e.g. 64m, 1g)");
-  run->add_option("--cpus", f->cpus, "Number of CPUs (e.g. 0.5)");
-  run->add_option("--pids-limit", f->pids_limit, "Maximum number of processes");
-  run->add_option("-u,--user", f->user, "User: name|uid[:group|gid]");
-  run->add_option("-w,--workdir", f->workdir, "Working directory inside the container");
-  run->add_option("--entrypoint", f->entrypoint, "Override the image's entrypoint");
-  run->add_option("--network,--net", f->network, "Network: bridge, host, none or a network name");
-  run->add_option("--hostname", f->hostname, "Container host name");
-  run->add_flag("--read-only", f->read_only, "Mount the container's root read-only");
-  run->add_option("--cap-add", f->cap_add, "Add a capability")->allow_extra_args(false);
-  run->add_option("--cap-drop", f->cap_drop, "Drop a capability")->allow_extra_args(false);
-  run->add_option("--restart", f->restart, "Restart policy: no, on-failure[:N], always");
-  run->add_option("--rootfs", f->rootfs, "Use a directory as the root instead of an image (podman --rootfs)");
-  run->add_option("--pull", f->pull, "Pull policy: missing, always, never");
-  run->add_option("-l,--label", f->labels, "Set a label KEY=VALUE")->allow_extra_args(false);
-  run->add_option("--stop-signal", f->stop_signal, "Signal that stops the container");
-  run->callback([&g, f, run] { g.exit_code = cmd_run(g, *f, command_words(run)); });
+sandbox::LaunchOptions launch_options(const Globals& g) {
+  sandbox::LaunchOptions o;
+  o.strata_exe = g.self_exe;
+  o.monitor_exe = g.monitor_exe;
+  return o;
+}
 
+// The IMAGE/CONTAINER and COMMAND words after a prefix_command subcommand's own options (CLI11
+// 2.1 hands them to the parent).
+std::vector<std::string> command_words(CLI::App* sub) {
+  auto words = sub->remaining();
+  if (words.empty() && sub->get_parent() != nullptr) words = sub->get_parent()->remaining();
+  return words;
+}
+
+void add_container_commands(CLI::App& app, Globals& g) {
   auto* ps_all = new bool(false);
   auto* ps_quiet = new bool(false);
   auto* ps_format = new std::string();
@@ -492,13 +246,15 @@ void add_container_commands(CLI::App& app, Globals& g) {
     struct timespec now {};
     ::clock_gettime(CLOCK_REALTIME, &now);
     int64_t now_ns = static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
-    for (auto [flag, text, out] : {std::tuple{"--since", logs_since, &o.since_ns}, std::tuple{"--until", logs_until, &o.until_ns}}) {
+    for (auto [flag, text, out] :
+         {std::tuple{"--since", logs_since, &o.since_ns}, std::tuple{"--until", logs_until, &o.until_ns}}) {
       if (text->empty()) continue;
       *out = parse_time_arg(*text, now_ns);
       if (!*out) {
-        g.exit_code = fail(Error(std::string(flag) + " " + *text +
-                                 ": expected an RFC 3339 time (2026-11-23T09:08:00Z), Unix seconds, or a duration "
-                                 "such as 90s, 10m or 1h30m"));
+        g.exit_code =
+            fail(Error(std::string(flag) + " " + *text +
+                       ": expected an RFC 3339 time (2026-11-23T09:08:00Z), Unix seconds, or a duration "
+                       "such as 90s, 10m or 1h30m"));
         return;
       }
     }
@@ -508,15 +264,16 @@ void add_container_commands(CLI::App& app, Globals& g) {
     });
   });
 
-  auto* stop_t = new int(10);
+  auto* stop_t = new std::optional<int>();
   auto* stop_ids = new std::vector<std::string>();
   CLI::App* stop = app.add_subcommand("stop", "Stop running containers (stop signal, then SIGKILL)");
-  stop->add_option("-t,--time", *stop_t, "Seconds to wait before SIGKILL");
+  stop->add_option("-t,--time", *stop_t,
+                   "Seconds to wait before SIGKILL (default: the container's --stop-timeout)");
   stop->add_option("containers", *stop_ids, "Container names or ids")->required();
   stop->callback([&g, stop_t, stop_ids] {
     for (const auto& key : *stop_ids) {
       int rc = with_container(g, key, [&](const ContainerStore& s, const std::string& id) {
-        Status st = sandbox::stop(s, id, std::chrono::seconds(*stop_t));
+        Status st = sandbox::stop(s, id, seconds_flag(*stop_t));
         if (!st.ok()) return fail(st.error());
         std::printf("%s\n", key.c_str());
         return 0;
@@ -524,6 +281,28 @@ void add_container_commands(CLI::App& app, Globals& g) {
       if (rc != 0) g.exit_code = rc;
     }
   });
+
+  // start / restart: an exited container runs again, detached (podman start without -a).
+  for (bool is_restart : {false, true}) {
+    auto* t = new std::optional<int>();
+    auto* ids = new std::vector<std::string>();
+    CLI::App* c = is_restart ? app.add_subcommand("restart", "Restart containers (stop, then start again)")
+                             : app.add_subcommand("start", "Start stopped containers again");
+    if (is_restart) c->add_option("-t,--time", *t, "Seconds to wait for the stop before SIGKILL");
+    c->add_option("containers", *ids, "Container names or ids")->required();
+    c->callback([&g, t, ids, is_restart] {
+      for (const auto& key : *ids) {
+        int rc = with_container(g, key, [&](const ContainerStore& s, const std::string& id) {
+          Status st = is_restart ? sandbox::restart(s, id, seconds_flag(*t), launch_options(g))
+                                 : sandbox::start(s, id, launch_options(g));
+          if (!st.ok()) return fail(st.error());
+          std::printf("%s\n", key.c_str());
+          return 0;
+        });
+        if (rc != 0) g.exit_code = rc;
+      }
+    });
+  }
 
   auto* kill_sig = new std::string("SIGKILL");
   auto* kill_ids = new std::vector<std::string>();
@@ -617,7 +396,8 @@ void add_container_commands(CLI::App& app, Globals& g) {
   auto* stats_format = new std::string();
   auto* stats_no_stream = new bool(false);
   auto* stats_interval = new int(1);
-  CLI::App* stats = app.add_subcommand("stats", "Show containers' resource usage, updated every --interval seconds");
+  CLI::App* stats =
+      app.add_subcommand("stats", "Show containers' resource usage, updated every --interval seconds");
   stats->add_flag("--no-stream", *stats_no_stream, "Print one sample and exit");
   stats->add_option("-i,--interval", *stats_interval, "Seconds between samples")->capture_default_str();
   stats->add_option("--format", *stats_format, "table or json");
@@ -631,7 +411,8 @@ void add_container_commands(CLI::App& app, Globals& g) {
       g.exit_code = fail(Error("--interval must be at least 1 second"));
       return;
     }
-    g.exit_code = print_stats(g.root, *stats_ids, StatsOptions{*stats_format, !*stats_no_stream, *stats_interval * 1000});
+    g.exit_code = print_stats(g.root, *stats_ids,
+                              StatsOptions{*stats_format, !*stats_no_stream, *stats_interval * 1000});
   });
 
   // Internal: run by strata-monitor when the container has exited.

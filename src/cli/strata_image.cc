@@ -7,6 +7,7 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "base/digest.h"
 #include "base/rfc3339.h"
@@ -194,26 +195,34 @@ Json inspect_image(const image::LocalImage& i) {
   for (const auto& l : i.manifest.layers) layers.push_back(l.digest);
   Json ports = Json::object();
   for (const auto& p : i.config.exposed_ports) ports[p] = Json::object();
-  return {{"Id", std::string(digest_hex(i.id))},
-          {"Digest", i.digest},
-          {"RepoTags", {i.name}},
-          {"Created", i.config.created},
-          {"Architecture", i.config.architecture},
-          {"Os", i.config.os},
-          {"Size", i.size},
-          {"Config",
-           {{"User", i.config.user},
-            {"Env", i.config.env},
-            {"Entrypoint", i.config.entrypoint},
-            {"Cmd", i.config.cmd},
-            {"WorkingDir", i.config.working_dir},
-            {"ExposedPorts", ports},
-            {"Volumes", i.config.volumes},
-            {"Labels", i.config.labels},
-            {"StopSignal", i.config.stop_signal}}},
-          {"RootFS", {{"Type", "layers"}, {"Layers", i.config.diff_ids}}},
-          {"ManifestLayers", layers},
-          {"MediaType", i.manifest.media_type}};
+  Json out = {{"Id", std::string(digest_hex(i.id))},
+              {"Digest", i.digest},
+              {"RepoTags", {i.name}},
+              {"Created", i.config.created},
+              {"Architecture", i.config.architecture},
+              {"Os", i.config.os},
+              {"Size", i.size},
+              {"Config",
+               {{"User", i.config.user},
+                {"Env", i.config.env},
+                {"Entrypoint", i.config.entrypoint},
+                {"Cmd", i.config.cmd},
+                {"WorkingDir", i.config.working_dir},
+                {"ExposedPorts", ports},
+                {"Volumes", i.config.volumes},
+                {"Labels", i.config.labels},
+                {"StopSignal", i.config.stop_signal}}},
+              {"RootFS", {{"Type", "layers"}, {"Layers", i.config.diff_ids}}},
+              {"ManifestLayers", layers},
+              {"MediaType", i.manifest.media_type}};
+  if (const auto& h = i.config.healthcheck) {
+    out["Config"]["Healthcheck"] = {{"Test", h->test},
+                                    {"Interval", h->interval_ns},
+                                    {"Timeout", h->timeout_ns},
+                                    {"StartPeriod", h->start_period_ns},
+                                    {"Retries", h->retries}};
+  }
+  return out;
 }
 
 // Containers (of any state) made from image id `id`: docker refuses to remove their image.
@@ -226,6 +235,18 @@ std::vector<std::string> containers_using(const Globals& g, const image::LocalIm
     if (rec && rec->config.image_digest == img.digest) users.push_back(rec->name);
   }
   return users;
+}
+
+// The layer directories containers (of any state) are made of: their overlay's lower layers,
+// which must outlive an image removed with -f or pruned, as docker keeps them.
+std::set<std::string> layers_in_use(const Globals& g) {
+  std::set<std::string> dirs;
+  auto store = sandbox::ContainerStore::open(g.root);
+  if (!store) return dirs;
+  for (const auto& id : store->list_ids()) {
+    if (auto rec = store->load(id)) dirs.insert(rec->config.layers.begin(), rec->config.layers.end());
+  }
+  return dirs;
 }
 
 }  // namespace
@@ -258,6 +279,7 @@ Result<RunImage> image_for_run(const Globals& g, const std::string& ref, const s
   r.user = img->config.user;
   r.stop_signal = img->config.stop_signal;
   r.labels = img->config.labels;
+  r.healthcheck = img->config.healthcheck;
   return r;
 }
 
@@ -334,7 +356,7 @@ void add_image_commands(CLI::App& app, Globals& g) {
               Error("image " + k + " is in use by container " + users[0] + " (remove it first, or use -f)"));
           continue;
         }
-        auto names = svc->remove(k);
+        auto names = svc->remove(k, layers_in_use(g));
         if (!names) {
           g.exit_code = fail(names.error());
           continue;
@@ -374,7 +396,7 @@ void add_image_commands(CLI::App& app, Globals& g) {
       g.exit_code = fail(svc.error());
       return;
     }
-    auto gone = svc->prune();
+    auto gone = svc->prune(layers_in_use(g));
     if (!gone) {
       g.exit_code = fail(gone.error());
       return;

@@ -47,7 +47,9 @@ int main(int argc, char** argv) {
   app.add_option("--root", g.root, "Storage root for images, containers and networks")->capture_default_str();
   app.add_flag("--debug", g.debug, "Log debug messages");
   app.set_version_flag("--version", "strata 0.1.0");
+  add_run_command(app, g);
   add_container_commands(app, g);
+  add_healthcheck_commands(app, g);
   add_image_commands(app, g);
   add_network_commands(app, g);
   add_vm_commands(app, g);

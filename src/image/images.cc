@@ -90,7 +90,7 @@ Result<LocalImage> ImageService::pull(const std::string& ref, const PullOptions&
     // A failed pull stores nothing: the blobs it added that no image references go, with
     // their unpacked layers (partial downloads stay in ingest/ for a resume).
     auto gone = store_.remove_unreferenced(added);
-    if (gone) remove_layers(*gone);
+    if (gone) remove_layers(*gone, {});
   }
   return img;
 }
@@ -294,15 +294,18 @@ Status ImageService::tag(const std::string& source, const std::string& target) {
   return store_.put_image(rec);
 }
 
-void ImageService::remove_layers(const std::vector<std::string>& blob_digests) {
+void ImageService::remove_layers(const std::vector<std::string>& blob_digests,
+                                 const std::set<std::string>& in_use) {
   for (const auto& d : blob_digests) {
     std::string dir = layer_dir(d);
+    if (in_use.count(dir)) continue;
     if (fs::is_dir(dir)) (void)fs::remove_tree(dir);
     ::unlink((dir + ".lock").c_str());
   }
 }
 
-Result<std::vector<std::string>> ImageService::remove(const std::string& key) {
+Result<std::vector<std::string>> ImageService::remove(const std::string& key,
+                                                      const std::set<std::string>& in_use) {
   std::vector<std::string> names;
   auto name = canonical_name(key);
   if (name && store_.get_image(*name)) {
@@ -315,19 +318,30 @@ Result<std::vector<std::string>> ImageService::remove(const std::string& key) {
   }
   for (const auto& n : names) {
     ASSIGN_OR_RETURN(std::vector<std::string> gone, store_.remove_image(n));
-    remove_layers(gone);
+    remove_layers(gone, in_use);
   }
   return names;
 }
 
-Result<std::vector<std::string>> ImageService::prune() {
+Result<std::vector<std::string>> ImageService::prune(const std::set<std::string>& in_use) {
   ASSIGN_OR_RETURN(std::vector<std::string> gone, store_.prune());
-  remove_layers(gone);
+  remove_layers(gone, in_use);
   // Unpacked layers whose blob is gone, and unpacks that were interrupted.
   for (const auto& hex : fs::list_dir(root_ + "/layers/sha256")) {
-    if (hex.size() == 64 && !store_.has("sha256:" + hex)) remove_layers({"sha256:" + hex});
+    if (hex.size() == 64 && !store_.has("sha256:" + hex)) remove_layers({"sha256:" + hex}, in_use);
   }
-  for (const auto& t : fs::list_dir(root_ + "/layers/tmp")) (void)fs::remove_tree(root_ + "/layers/tmp/" + t);
+  // tmp/<hex>.<suffix> is an unpack of layer <hex>: one still running holds the layer's lock
+  // (ensure_unpacked), and must not lose its tree before it renames it into place.
+  std::string tmp = root_ + "/layers/tmp/";
+  for (const auto& t : fs::list_dir(tmp)) {
+    std::string hex = t.substr(0, t.find('.'));
+    UniqueFd lock;
+    if (hex.size() == 64) {
+      lock.reset(::open((root_ + "/layers/sha256/" + hex + ".lock").c_str(), O_RDWR | O_CLOEXEC));
+      if (lock && ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) continue;
+    }
+    (void)fs::remove_tree(tmp + t);
+  }
   return gone;
 }
 
@@ -342,7 +356,8 @@ Status ImageService::push(const std::string& name, const std::string& dest, cons
   // Pushing to another repository of the registry the image came from: the registry can mount
   // the blobs it already has there instead of receiving them again.
   std::string mount_from;
-  if (auto src = parse_reference(img.name); src && src->domain == r.domain && src->path != r.path) mount_from = src->path;
+  if (auto src = parse_reference(img.name); src && src->domain == r.domain && src->path != r.path)
+    mount_from = src->path;
   for (const auto& b : blobs) {
     if (progress) progress({ProgressEvent::kLayerStart, b.digest, 0, static_cast<uint64_t>(b.size), ""});
     TRY_CTX(client.push_blob(r.path, b.digest, store_.blob_path(b.digest), mount_from), what);

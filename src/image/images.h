@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -59,10 +60,13 @@ class ImageService {
   // Adds a name for an existing image.
   Status tag(const std::string& source, const std::string& target);
   // Removes the name (or every name of an id); blobs and unpacked layers no image references
-  // any more are deleted. Returns the names removed.
-  Result<std::vector<std::string>> remove(const std::string& name_or_id);
-  // Deletes unreferenced blobs and layers and half-finished downloads.
-  Result<std::vector<std::string>> prune();
+  // any more are deleted, except the layer directories in `in_use` (the lower layers of
+  // containers, which outlive their image as with docker's rmi -f). Returns the names removed.
+  Result<std::vector<std::string>> remove(const std::string& name_or_id,
+                                          const std::set<std::string>& in_use = {});
+  // Deletes unreferenced blobs, layers (but those in `in_use`) and half-finished downloads and
+  // unpacks (not one still running).
+  Result<std::vector<std::string>> prune(const std::set<std::string>& in_use = {});
   // Pushes a local image to `dest` (defaults to its own name): blobs the registry has are
   // skipped, then the manifest, byte for byte (so the digest is the same).
   Status push(const std::string& name, const std::string& dest, const RegistryOptions& opts,
@@ -82,7 +86,7 @@ class ImageService {
   Result<LocalImage> load(const ContentStore::ImageRecord& rec);
   // Unpacks the layer blob once; concurrent callers wait for the first one (a per-layer lock).
   Status ensure_unpacked(const Descriptor& layer);
-  void remove_layers(const std::vector<std::string>& blob_digests);
+  void remove_layers(const std::vector<std::string>& blob_digests, const std::set<std::string>& in_use);
 
   ContentStore store_;
   std::string root_;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/fd.h"
 #include "oci/spec.h"
 #include "oci/state.h"
 
@@ -38,7 +39,8 @@ Status start_container(const RuntimeContext& ctx, const std::string& id);
 // `run`: create + start, then (unless detach) wait, forward signals, delete (unless keep: the
 // stopped container stays, as with runc's --keep); returns the exit code the way runc does (the
 // process's status, 128+N for death by signal N).
-Result<int> run_container(const RuntimeContext& ctx, const CreateOptions& opts, bool detach, bool keep = false);
+Result<int> run_container(const RuntimeContext& ctx, const CreateOptions& opts, bool detach,
+                          bool keep = false);
 Result<std::string> container_state_json(const RuntimeContext& ctx, const std::string& id);
 Status kill_container(const RuntimeContext& ctx, const std::string& id, int sig, bool all);
 Status delete_container(const RuntimeContext& ctx, const std::string& id, bool force);
@@ -69,8 +71,21 @@ struct ExecOptions {
   int preserve_fds = 0;
   std::vector<std::string> cap_add;
   bool no_new_privs = false;
+  // The process's stdin, stdout and stderr; -1 inherits the caller's (runc's behaviour). A
+  // caller that captures a process's output (a health check) passes its own pipe here.
+  int stdio[3] = {-1, -1, -1};
 };
+// `exec`: starts the process, then waits for it (its exit code, 128+N for death by signal N)
+// unless opts.detach.
 Result<int> exec_container(const RuntimeContext& ctx, const ExecOptions& opts);
+
+// The first half of exec_container: the process runs the user's program when this returns.
+// The caller owns the child: it must wait for it (waitpid on pid).
+struct ExecProcess {
+  pid_t pid = 0;
+  UniqueFd master;  // -t without --console-socket: the terminal's master side
+};
+Result<ExecProcess> start_exec(const RuntimeContext& ctx, const ExecOptions& opts);
 
 // `features`: what this runtime supports (runtime-spec features.md).
 std::string features_json();

@@ -212,7 +212,7 @@ int differing_namespaces(pid_t pid, const Spec& spec) {
 
 }  // namespace
 
-Result<int> exec_container(const RuntimeContext& ctx, const ExecOptions& opts) {
+Result<ExecProcess> start_exec(const RuntimeContext& ctx, const ExecOptions& opts) {
   StateStore store(ctx.root);
   ASSIGN_OR_RETURN(ContainerState st, store.load(opts.id));
   ContainerStatus status = current_status(store, st);
@@ -305,6 +305,9 @@ Result<int> exec_container(const RuntimeContext& ctx, const ExecOptions& opts) {
   if (pid == 0) {
     ::close(parent_sock.get());
     if (proxy) ::close(proxy.get());
+    for (int i = 0; i < 3; ++i) {
+      if (opts.stdio[i] >= 0 && opts.stdio[i] != i && ::dup2(opts.stdio[i], i) < 0) _exit(127);
+    }
     run_exec_child(plan, target.get(), ns_flags & ~for_children);
   }
   child_sock.reset();
@@ -337,9 +340,14 @@ Result<int> exec_container(const RuntimeContext& ctx, const ExecOptions& opts) {
     if (m.type == SyncType::kReady) ready = true;
   }
   kill_child.cancel();
-  TRY(detail::write_pid_file(opts.pid_file, pid));
+  return ExecProcess{pid, std::move(master)};
+}
+
+Result<int> exec_container(const RuntimeContext& ctx, const ExecOptions& opts) {
+  ASSIGN_OR_RETURN(ExecProcess p, start_exec(ctx, opts));
+  TRY(detail::write_pid_file(opts.pid_file, p.pid));
   if (opts.detach) return 0;
-  return detail::wait_foreground(pid, master.get());
+  return detail::wait_foreground(p.pid, p.master.get());
 }
 
 Result<Resources> parse_resources(std::string_view json_text) {

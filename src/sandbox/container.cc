@@ -25,6 +25,7 @@
 #include "oci/container.h"
 #include "oci/names.h"
 #include "oci/state.h"
+#include "sandbox/health.h"
 #include "sandbox/network_setup.h"
 #include "sandbox/spec_builder.h"
 #include "sandbox/tool.h"
@@ -246,6 +247,15 @@ Result<UniqueFd> listen_console(std::string& path) {
   if (fds[4] >= 0) args.insert(args.end(), {"--exit-fd", "7"});
   if (fds[5] >= 0) args.insert(args.end(), {"--console-fd", "8"});
   if (fds[6] >= 0) args.insert(args.end(), {"--stdin-fd", "9"});
+  if (rec.config.health && rec.config.health->interval_ns > 0) {
+    // The monitor's timer runs the check as its own command, so that a slow or hung test never
+    // holds up the monitor's log copying.
+    int64_t ms = std::max<int64_t>(1, rec.config.health->interval_ns / 1000000);
+    args.insert(args.end(), {"--health-interval-ms", std::to_string(ms)});
+    for (const char* a :
+         {opts.strata_exe.c_str(), "--root", store.root().c_str(), "healthcheck", "run", rec.id.c_str()})
+      args.insert(args.end(), {"--health-arg", a});
+  }
   args.insert(args.end(), {"--", opts.strata_exe, "--root", store.root(), "container", "cleanup", rec.id});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -288,22 +298,21 @@ Status teardown(const ContainerStore& store, ContainerRecord& rec) {
 Result<Launched> launch(const ContainerStore& store, ContainerRecord rec, const LaunchOptions& opts) {
   std::string dir = store.dir(rec.id);
   TRY(validate_name(rec.name));
-  Result<UniqueFd> lock = Error("not locked");
-  if (opts.restart) {
-    // The same container again (restart policy): its name, directory, log and writable layer
-    // stay, as with docker; only what the last run released is set up again.
-    lock = store.lock(rec.id);
-    if (!lock) return std::move(lock).error();
-  } else {
+  UniqueFd lock;
+  if (!opts.restart) {
+    // (A restart is the same container again, under its caller's lock: its name, directory,
+    // log and writable layer stay, as with docker; only what the last run released is set up
+    // again.)
     // The name first: a name in use is refused before anything (even a lock file) exists.
     TRY(store.reserve_name(rec.name, rec.id));
-    lock = store.lock(rec.id);
-    if (!lock || ::mkdir(dir.c_str(), 0700) != 0) {
-      Error e = lock ? Error::sys("create container directory " + dir) : lock.error();
+    auto locked = store.lock(rec.id);
+    if (!locked || ::mkdir(dir.c_str(), 0700) != 0) {
+      Error e = locked ? Error::sys("create container directory " + dir) : locked.error();
       store.release_name(rec.name, rec.id);
       ::unlink((store.root() + "/containers/" + rec.id + ".lock").c_str());
       return e;
     }
+    lock = std::move(*locked);
   }
   // Anything below that fails unwinds all of it (a restart keeps its record, reported exited).
   bool committed = false;
@@ -332,6 +341,7 @@ Result<Launched> launch(const ContainerStore& store, ContainerRecord rec, const 
   SpecPaths paths{dir, user.uid, user.gid, user.additional_gids};
   ASSIGN_OR_RETURN(std::string spec, build_spec(rec, paths));
   TRY(fs::write_file_atomic(dir + "/bundle/config.json", spec, 0600));
+  if (rec.config.health) TRY(reset_health(store, rec.id));
   TRY(store.save(rec));
 
   int sync[2], out[2], err[2], ex[2] = {-1, -1};

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,9 @@ struct LaunchOptions {
   int stderr_fd = 2;
   std::string strata_exe;   // the strata binary the monitor runs `container cleanup` with
   std::string monitor_exe;  // strata-monitor
-  bool restart = false;     // the restart policy starting an existing container again
+  // An existing container started again (restart policy, `strata start|restart`, a health
+  // check's restart): the caller holds its lock (ContainerStore::lock).
+  bool restart = false;
 };
 
 struct Launched {
@@ -55,8 +58,26 @@ Status teardown(const ContainerStore& store, ContainerRecord& rec);
 // (--rm). Quietly does nothing when the container is already gone.
 Status cleanup_after_exit(const ContainerStore& store, const std::string& id, const LaunchOptions& relaunch);
 
-// `strata stop`: stop signal, then SIGKILL after `timeout`, then waits for cleanup.
-Status stop(const ContainerStore& store, const std::string& id, std::chrono::seconds timeout);
+// What the monitor's cleanup does after an exit that a stop caused: leave the container
+// stopped (the restart policy does not apply), or start it again whatever the policy says.
+enum class AfterStop { kStay, kRestart };
+
+// Sends the container's stop signal, then SIGKILL after `timeout`, and returns once its exit is
+// recorded. The teardown is left to the monitor's cleanup (stop() waits for it), so this is
+// safe to call from a process the monitor started (a health check's on-failure action).
+Status signal_stop(const ContainerStore& store, const ContainerRecord& rec, std::chrono::seconds timeout,
+                   AfterStop then);
+
+// `strata stop`: stop signal, then SIGKILL after `timeout` (default: the container's
+// --stop-timeout), then waits for cleanup.
+Status stop(const ContainerStore& store, const std::string& id, std::optional<std::chrono::seconds> timeout);
+// `strata start`: an exited container runs again (detached), with its name, writable layer,
+// volumes and log.
+Status start(const ContainerStore& store, const std::string& id, const LaunchOptions& opts);
+// `strata restart`: a running container is stopped (as stop) and started again by its monitor's
+// cleanup; an exited one is started. Returns once it runs again.
+Status restart(const ContainerStore& store, const std::string& id,
+               std::optional<std::chrono::seconds> timeout, const LaunchOptions& opts);
 // `strata kill`
 Status kill(const ContainerStore& store, const std::string& id, int sig);
 // `strata rm`: refuses a running container unless force (which kills it first).

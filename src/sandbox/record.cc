@@ -31,8 +31,10 @@ Json config_json(const ContainerConfig& c) {
   for (const auto& p : c.ports) ports.push_back(port_json(p));
   Json vols = Json::array();
   for (const auto& v : c.volumes)
-    vols.push_back(
-        {{"source", v.source}, {"destination", v.destination}, {"readonly", v.readonly}, {"anonymous", v.anonymous}});
+    vols.push_back({{"source", v.source},
+                    {"destination", v.destination},
+                    {"readonly", v.readonly},
+                    {"anonymous", v.anonymous}});
   Json j = {{"image", c.image},
             {"image_digest", c.image_digest},
             {"layers", c.layers},
@@ -53,10 +55,19 @@ Json config_json(const ContainerConfig& c) {
             {"restart", c.restart},
             {"remove", c.remove},
             {"stop_signal", c.stop_signal},
+            {"stop_timeout", c.stop_timeout_s},
             {"labels", c.labels}};
   if (c.memory) j["memory"] = *c.memory;
   if (c.cpus) j["cpus"] = *c.cpus;
   if (c.pids_limit) j["pids_limit"] = *c.pids_limit;
+  if (c.health) {
+    j["health"] = {{"test", c.health->test},
+                   {"interval_ns", c.health->interval_ns},
+                   {"timeout_ns", c.health->timeout_ns},
+                   {"start_period_ns", c.health->start_period_ns},
+                   {"retries", c.health->retries},
+                   {"on_failure", c.health->on_failure}};
+  }
   return j;
 }
 
@@ -89,10 +100,20 @@ ContainerConfig config_from(const Json& j) {
   c.restart = j.value("restart", "no");
   c.remove = j.value("remove", false);
   c.stop_signal = j.value("stop_signal", "SIGTERM");
+  c.stop_timeout_s = j.value("stop_timeout", 10);
   c.labels = j.value("labels", std::map<std::string, std::string>{});
   if (j.contains("memory")) c.memory = j["memory"].get<int64_t>();
   if (j.contains("cpus")) c.cpus = j["cpus"].get<double>();
   if (j.contains("pids_limit")) c.pids_limit = j["pids_limit"].get<int64_t>();
+  if (j.contains("health")) {
+    const Json& h = j["health"];
+    c.health = HealthConfig{h.value("test", std::vector<std::string>{}),
+                            h.value("interval_ns", int64_t{0}),
+                            h.value("timeout_ns", int64_t{0}),
+                            h.value("start_period_ns", int64_t{0}),
+                            h.value("retries", 0),
+                            h.value("on_failure", "none")};
+  }
   return c;
 }
 
@@ -239,11 +260,23 @@ std::optional<ExitInfo> ContainerStore::exit_info(const std::string& id) const {
   return e;
 }
 
+bool ContainerStore::monitor_alive(const ContainerRecord& r) const {
+  if (r.monitor_pid == 0) return false;
+  uint64_t start = oci::process_start_time(r.monitor_pid);  // 0: gone (or a zombie)
+  return start != 0 && start == r.monitor_start_time;
+}
+
 RunState ContainerStore::state(const ContainerRecord& r) const {
   if (exit_info(r.id)) return RunState::kExited;
   if (r.monitor_pid == 0) return RunState::kCreated;
-  uint64_t start = oci::process_start_time(r.monitor_pid);  // 0: gone (or a zombie)
-  if (start != 0 && start == r.monitor_start_time) return RunState::kRunning;
+  if (monitor_alive(r)) return RunState::kRunning;
+  // The monitor was killed (kill -9): the container's init may still run, as the runtime's
+  // state tells (its pid and start time).
+  if (r.oci_created) {
+    auto st = oci::StateStore(oci_root_).load(r.id);
+    if (st && st->pid > 0 && oci::process_start_time(st->pid) == st->pid_start_time)
+      return RunState::kRunning;
+  }
   return RunState::kExited;
 }
 

@@ -42,6 +42,17 @@ struct VolumeMount {
   bool anonymous = false;
 };
 
+// A container's health check: the image config's Healthcheck merged with the --health-* flags
+// (sandbox/health.h resolves them; docker's defaults are filled in).
+struct HealthConfig {
+  std::vector<std::string> test;  // {"CMD", program, args...} or {"CMD-SHELL", command}
+  int64_t interval_ns = 0;        // 0: no timer (--health-interval disable); run by hand only
+  int64_t timeout_ns = 0;
+  int64_t start_period_ns = 0;
+  int retries = 0;
+  std::string on_failure = "none";  // none | kill | restart | stop (podman --health-on-failure)
+};
+
 // What the user asked for, resolved against the image (the process is final here).
 struct ContainerConfig {
   std::string image;                // as given ("busybox", "127.0.0.1:5000/app:1"); empty with rootfs
@@ -66,7 +77,9 @@ struct ContainerConfig {
   std::string restart = "no";  // no | on-failure[:N] | always
   bool remove = false;         // --rm
   std::string stop_signal = "SIGTERM";
+  int stop_timeout_s = 10;  // stop signal to SIGKILL (docker --stop-timeout; stop -t overrides)
   std::map<std::string, std::string> labels;
+  std::optional<HealthConfig> health;
 };
 
 struct ContainerRecord {
@@ -115,10 +128,13 @@ class ContainerStore {
   Status remove(const ContainerRecord& rec) const;
 
   std::optional<ExitInfo> exit_info(const std::string& id) const;
-  // created: never started; running: the monitor is alive and no exit file; exited otherwise
-  // (with a monitor that died without an exit file, the container is reported exited and the
-  // next cleanup removes what it left).
+  // created: never started; running: no exit file, and the monitor or (a monitor killed with
+  // -9) the container's init is alive; exited otherwise (with a monitor that died without an
+  // exit file and no init left, the next stop/rm/start cleans what it left).
   RunState state(const ContainerRecord& rec) const;
+  // The container's strata-monitor runs (false after a kill -9 of it: no log, no exit code,
+  // no restart policy until the container is stopped and started again).
+  bool monitor_alive(const ContainerRecord& rec) const;
 
  private:
   std::string root_;

@@ -32,6 +32,39 @@ start_registry() {
   return 1
 }
 
+# start_token_registry DIR PORT USERS_FILE: a registry on 127.0.0.1:PORT that takes bearer
+# tokens only (distribution's `auth: token`), and the token server it names as its realm
+# (token_server.py, its users "user:password" lines in USERS_FILE, its log DIR/token.log);
+# REGISTRY_PID and TOKEN_PID are set.
+start_token_registry() {
+  local dir=$1 port=$2 users=$3 tport
+  tport=$(free_port)
+  mkdir -p "$dir/storage"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=strata-test-token-issuer \
+    -keyout "$dir/token.key" -out "$dir/token.crt" 2>/dev/null || return 1
+  python3 "$(dirname "${BASH_SOURCE[0]}")/token_server.py" "$tport" "$dir/token.key" "$dir/token.crt" \
+    strata-test-issuer "$users" >"$dir/token.log" 2>&1 &
+  TOKEN_PID=$!
+  {
+    echo "version: 0.1"
+    echo "log: {level: error}"
+    echo "storage: {filesystem: {rootdirectory: $dir/storage}, delete: {enabled: true}}"
+    echo "http: {addr: 127.0.0.1:$port}"
+    echo "auth: {token: {realm: \"http://127.0.0.1:$tport/token\", service: strata-test-registry,"
+    echo "  issuer: strata-test-issuer, rootcertbundle: $dir/token.crt}}"
+  } >"$dir/config.yml"
+  docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+  REGISTRY_PID=$!
+  for _ in $(seq 1 100); do
+    if [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/") == 401 ]] &&
+      curl -s -o /dev/null "http://127.0.0.1:$tport/token"; then return 0; fi
+    sleep 0.05
+  done
+  echo "token registry on port $port (token server on $tport) did not start:" >&2
+  cat "$dir/registry.log" "$dir/token.log" >&2
+  return 1
+}
+
 # _blob LAYOUT FILE: moves FILE into LAYOUT/blobs/sha256 and prints its digest and size.
 _blob() {
   local layout=$1 file=$2 hex size
@@ -43,7 +76,8 @@ _blob() {
 
 # make_layout LAYOUT TAG CMD_JSON LAYER_DIR...: an OCI image layout with one gzip layer per
 # directory (bottom first), a config with diff_ids, Cmd and Env, tagged TAG; LAYOUT_VOLUMES (a
-# JSON object such as {"/data":{}}) adds the config's Volumes.
+# JSON object such as {"/data":{}}) adds the config's Volumes, LAYOUT_HEALTHCHECK (a JSON
+# object such as {"Test":["CMD","true"]}) its Healthcheck.
 make_layout() {
   local layout=$1 tag=$2 cmd=$3
   shift 3
@@ -61,7 +95,7 @@ make_layout() {
     diffs_json+="${diffs_json:+,}\"$diff\""
   done
   cat >"$tmp/config.json" <<EOF
-{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/sbin:/usr/bin:/sbin:/bin","STRATA_IMAGE=$tag"],"Cmd":$cmd,"WorkingDir":"/","ExposedPorts":{"80/tcp":{}}${LAYOUT_VOLUMES:+,\"Volumes\":$LAYOUT_VOLUMES}},"rootfs":{"type":"layers","diff_ids":[$diffs_json]}}
+{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/sbin:/usr/bin:/sbin:/bin","STRATA_IMAGE=$tag"],"Cmd":$cmd,"WorkingDir":"/","ExposedPorts":{"80/tcp":{}}${LAYOUT_VOLUMES:+,\"Volumes\":$LAYOUT_VOLUMES}${LAYOUT_HEALTHCHECK:+,\"Healthcheck\":$LAYOUT_HEALTHCHECK}},"rootfs":{"type":"layers","diff_ids":[$diffs_json]}}
 EOF
   read -r cdigest csize < <(_blob "$layout" "$tmp/config.json")
   cat >"$tmp/manifest.json" <<EOF

@@ -60,6 +60,24 @@ TEST_F(RecordTest, VolumesRoundTripWithTheAnonymousFlag) {
   EXPECT_TRUE(back->config.volumes[1].anonymous);
 }
 
+TEST_F(RecordTest, HealthCheckRoundTrips) {
+  ContainerRecord r = make("health");
+  auto plain = store_->load(r.id);
+  ASSERT_TRUE(plain.ok()) << plain.error().to_string();
+  EXPECT_FALSE(plain->config.health.has_value());
+  r.config.health =
+      HealthConfig{{"CMD-SHELL", "test -f /ready"}, 2'000'000'000, 500'000'000, 0, 4, "restart"};
+  ASSERT_TRUE(store_->save(r).ok());
+  auto back = store_->load(r.id);
+  ASSERT_TRUE(back.ok()) << back.error().to_string();
+  ASSERT_TRUE(back->config.health.has_value());
+  EXPECT_EQ(back->config.health->test, (std::vector<std::string>{"CMD-SHELL", "test -f /ready"}));
+  EXPECT_EQ(back->config.health->interval_ns, 2'000'000'000);
+  EXPECT_EQ(back->config.health->timeout_ns, 500'000'000);
+  EXPECT_EQ(back->config.health->retries, 4);
+  EXPECT_EQ(back->config.health->on_failure, "restart");
+}
+
 TEST_F(RecordTest, NamesAreUnique) {
   ContainerRecord r = make("web");
   Status again = store_->reserve_name("web", new_container_id());
