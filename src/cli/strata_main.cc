@@ -46,6 +46,11 @@ int main(int argc, char** argv) {
   app.allow_extras();
   app.add_option("--root", g.root, "Storage root for images, containers and networks")->capture_default_str();
   app.add_flag("--debug", g.debug, "Log debug messages");
+  // The monitor's cleanup and the other commands it runs inherit it through the environment.
+  app.add_option("--default-subnet",
+                 "Subnet of the default network (strata0) when it is made; also "
+                 "STRATA_DEFAULT_SUBNET (default 10.89.0.0/24)")
+      ->each([](const std::string& v) { ::setenv("STRATA_DEFAULT_SUBNET", v.c_str(), 1); });
   app.set_version_flag("--version", "strata 0.1.0");
   add_run_command(app, g);
   add_container_commands(app, g);

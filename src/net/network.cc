@@ -6,6 +6,7 @@
 #include <sys/file.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "base/fs.h"
@@ -132,7 +133,10 @@ Result<NetworkStore> NetworkStore::open(const std::string& root, StoreOptions op
   };
   if (!table_ok(opts.nft_table))
     return Error("network store: nft table name \"" + opts.nft_table + "\" is invalid");
-  TRY_CTX(Subnet::parse(opts.default_subnet), "network store: default subnet");
+  TRY_CTX(Subnet::parse(opts.default_subnet),
+          opts.default_subnet_configured
+              ? "the configured default subnet (--default-subnet, STRATA_DEFAULT_SUBNET)"
+              : "network store: default subnet");
   TRY_CTX(Subnet::parse(opts.subnet_pool), "network store: subnet pool");
   std::string dir = fs::join(root, "networks");
   TRY_CTX(fs::mkdir_p(dir, 0700), "open network store");
@@ -235,12 +239,37 @@ Result<NetworkConfig> NetworkStore::create_locked(const NetworkConfig& want) {
   return n;
 }
 
+StoreOptions store_options_from_env() {
+  StoreOptions o;
+  if (const char* s = std::getenv("STRATA_DEFAULT_SUBNET"); s != nullptr && *s != '\0') {
+    o.default_subnet = s;
+    o.default_subnet_configured = true;
+  }
+  return o;
+}
+
 Result<NetworkConfig> NetworkStore::ensure_default() {
+  auto stale = [&](const NetworkConfig& n) {
+    return opts_.default_subnet_configured && n.subnet != opts_.default_subnet;
+  };
   auto n = get(opts_.default_network);
-  if (n || n.error().err() != ENOENT) return n;
+  if (n ? !stale(*n) : n.error().err() != ENOENT) return n;
   ASSIGN_OR_RETURN(StoreLock lk, lock());
   n = get(opts_.default_network);  // another process may have made it meanwhile
-  if (n || n.error().err() != ENOENT) return n;
+  if (n ? !stale(*n) : n.error().err() != ENOENT) return n;
+  if (n) {
+    std::string what = "default network " + n->name + " (subnet " + n->subnet + ")";
+    auto attached = Leases(dir(n->name)).list();
+    if (!attached) return std::move(attached).error().context(what);
+    if (!attached->empty()) {
+      std::vector<std::string> ids;
+      for (const Attachment& a : *attached) ids.push_back(a.container_id.substr(0, 12));
+      return Error(what + ": the configured default subnet is " + opts_.default_subnet +
+                       ", but it cannot be changed while containers are attached: " + str::join(ids, ", "),
+                   EBUSY);
+    }
+    TRY_CTX(remove_locked(*n), "change the subnet of the " + what + " to " + opts_.default_subnet);
+  }
   NetworkConfig want;
   want.name = opts_.default_network;
   want.bridge = opts_.default_bridge;
@@ -262,13 +291,18 @@ Status NetworkStore::remove(const std::string& name) {
     for (const Attachment& a : *attached) ids.push_back(a.container_id.substr(0, 12));
     return Error(what + ": containers are attached: " + str::join(ids, ", "), EBUSY);
   }
+  TRY_CTX(remove_locked(*n), what);
+  return ok();
+}
+
+Status NetworkStore::remove_locked(const NetworkConfig& n) {
   ASSIGN_OR_RETURN(Firewall fw, Firewall::open(opts_.nft_table));
-  TRY_CTX(fw.remove_network(*n), what);
+  TRY(fw.remove_network(n));
   ASSIGN_OR_RETURN(Netlink nl, Netlink::open());
-  Status st = nl.delete_link(n->bridge);
-  if (!st && st.error().err() != ENODEV) return std::move(st).error().context(what);
-  TRY_CTX(fs::remove_tree(dir(name)), what);
-  log::get("net")->info("network {}: removed", name);
+  Status st = nl.delete_link(n.bridge);
+  if (!st && st.error().err() != ENODEV) return std::move(st).error();
+  TRY(fs::remove_tree(dir(n.name)));
+  log::get("net")->info("network {}: removed", n.name);
   return ok();
 }
 

@@ -37,9 +37,16 @@ struct StoreOptions {
   std::string default_network = "strata";
   std::string default_bridge = "strata0";
   std::string default_subnet = "10.89.0.0/24";
+  // Set by the user (STRATA_DEFAULT_SUBNET, strata --default-subnet): an existing default network
+  // with another subnet is made again with this one once no container is attached to it.
+  bool default_subnet_configured = false;
   std::string bridge_prefix = "strata";      // bridges picked by create(): strata1, strata2, ...
   std::string subnet_pool = "10.89.0.0/16";  // /24s picked by create() come from here
 };
+
+// The options of the user's store: the defaults, with STRATA_DEFAULT_SUBNET (podman's
+// containers.conf default_subnet) as the default network's subnet when set.
+StoreOptions store_options_from_env();
 
 // An exclusive flock held until destruction.
 class StoreLock {
@@ -53,14 +60,16 @@ class StoreLock {
 
 class NetworkStore {
  public:
-  static Result<NetworkStore> open(const std::string& root, StoreOptions opts = {});
+  static Result<NetworkStore> open(const std::string& root, StoreOptions opts = store_options_from_env());
 
   // Picks a free /24 from the pool and a free bridge name when they are empty; refuses a
   // duplicate name or bridge and a subnet overlapping another network's. The bridge itself is
   // made by the first attach.
   Result<NetworkConfig> create(const NetworkConfig& want);
   Result<NetworkConfig> get(const std::string& name) const;
-  // The default network (options().default_network), created when missing.
+  // The default network (options().default_network), created when missing, or made again
+  // when a configured default subnet differs from its own and no container is attached to it
+  // (EBUSY naming them otherwise).
   Result<NetworkConfig> ensure_default();
   std::vector<NetworkConfig> list() const;
   // Refuses while containers are attached and for the default network; deletes the bridge,
@@ -75,6 +84,8 @@ class NetworkStore {
  private:
   NetworkStore(std::string root, StoreOptions opts) : root_(std::move(root)), opts_(std::move(opts)) {}
   Result<NetworkConfig> create_locked(const NetworkConfig& want);
+  // remove() under the store lock, for any network (the default one included).
+  Status remove_locked(const NetworkConfig& n);
 
   std::string root_;  // root/networks
   StoreOptions opts_;

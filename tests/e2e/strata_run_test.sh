@@ -19,6 +19,8 @@ ip link add e2e0 type veth peer name e2e1 && ip addr add 192.0.2.10/24 dev e2e0 
 work=$(mktemp -d /tmp/strata-e2e.XXXXXX)
 cgroups_before=$(ls /sys/fs/cgroup/memory/strata 2>/dev/null | grep -E '^[0-9a-f]{64}$')
 S=(timeout 120 "$BIN/strata" --root "$work/root")
+# The default network's subnet is configurable (podman's default_subnet): this run uses its own.
+export STRATA_DEFAULT_SUBNET=10.89.77.0/24
 REG_PIDS=()
 cleanup() {
   for id in $("${S[@]}" ps -aq 2>/dev/null); do "${S[@]}" rm -f "$id" >/dev/null 2>&1; done
@@ -73,6 +75,12 @@ out=$("${S[@]}" run --rm --network none "$REG/test/busybox:v1" sh -c \
   'test -e /etc/motd-strata && echo present; ls /opt/data; cat /opt/kept; echo $STRATA_IMAGE')
 expect_eq "whiteout and opaque directory honoured" "$(printf 'new-file\nkept\nv1')" "$out"
 
+# On a terminal: a bar per blob, redrawn in place (a store of its own, so that it downloads).
+out=$(SHELL=/bin/sh script -qec "timeout --foreground 60 $BIN/strata --root $work/ttyroot image pull $REG/test/busybox:v1" /dev/null | tr -d '\r')
+check "pull on a terminal draws full bars" grep -q 'Copying blob [0-9a-f]\{12\} \[=\{30\}\]' <<<"$out"
+check "... redrawn in place (cursor up, erase line)" grep -q $'\033\\[[0-9]*A' <<<"$out"
+check "... and no plain progress lines" test "$(grep -c 'Copying blob [0-9a-f]\{12\}$' <<<"$out")" -eq 0
+rm -rf "$work/ttyroot"
 "${S[@]}" image pull "$REG/test/other:v2" >/dev/null 2>"$work/pull2.err"
 check "second image reuses the shared layer" grep -q "${base_layer:7:12} Already exists" "$work/pull2.err"
 expect_eq "shared layer not unpacked again (same directory)" "$inode_before" "$(stat -c %i "$base_dir")"
@@ -150,6 +158,10 @@ for _ in $(seq 50); do curl -s -m 1 -o /dev/null http://127.0.0.1:18080/index.ht
 expect_eq "published port from the host's loopback" hello-from-httpd "$(curl -s -m 3 http://127.0.0.1:18080/index.html)"
 expect_eq "published port from the host's address" hello-from-httpd "$(curl -s -m 3 http://192.0.2.10:18080/index.html)"
 check "ps shows the port" grep -q "0.0.0.0:18080->80/tcp" <<<"$("${S[@]}" ps)"
+check "the default network has the configured subnet" grep -q '^10\.89\.77\.' <<<"$("${S[@]}" inspect web | jq -r '.[0].NetworkSettings.IPAddress')"
+err=$("${S[@]}" --default-subnet 10.89.78.0/24 run --rm "$IMG" true 2>&1)
+check "another default subnet is refused while containers are on the network" \
+  grep -q "cannot be changed while containers are attached" <<<"$err"
 # stats: one sample with --no-stream, a sample a second otherwise (podman's default).
 out=$("${S[@]}" stats --no-stream --format json web)
 expect_eq "stats --no-stream: one sample of the named container" "1 web" "$(jq -s length <<<"$out") $(jq -r '.[0].name' <<<"$out")"
@@ -339,6 +351,8 @@ expect_eq "no container cgroup left" "$cgroups_before" "$(ls /sys/fs/cgroup/memo
 expect_eq "no monitor left" "" "$(pgrep -f "strata-monitor.*$work" || true)"
 "${S[@]}" network rm blue red >/dev/null
 check "network rm" test $? -eq 0
+out=$("${S[@]}" --default-subnet 10.89.78.0/24 run --rm "$IMG" sh -c 'ip -4 addr show eth0')
+check "with no container on it, the default network takes a new configured subnet" grep -q "inet 10\.89\.78\." <<<"$out"
 
 # --- bad input stores nothing ----------------------------------------------------------------
 blobs_before=$(ls "$work/root/blobs/sha256" | wc -l)

@@ -111,6 +111,46 @@ TEST_F(NetworkStoreTest, RefusesDuplicatesOverlapsAndBadInput) {
          "starting with a letter or digit");
 }
 
+TEST_F(NetworkStoreTest, ConfiguredDefaultSubnetIsNotChangedUnderAttachedContainers) {
+  auto d = store_->ensure_default();
+  ASSERT_TRUE(d.ok()) << d.error().to_string();
+  Attachment a;
+  a.container_id = std::string(64, 'e');
+  a.host_veth = "veth00000001";
+  ASSERT_TRUE(Leases(store_->dir("dflt")).allocate(*d, a).ok());
+
+  StoreOptions o = store_->options();
+  o.default_subnet = "10.213.9.0/24";
+  o.default_subnet_configured = true;
+  auto other = NetworkStore::open(root_, o);
+  ASSERT_TRUE(other.ok()) << other.error().to_string();
+  auto again = other->ensure_default();
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(
+      again.error().message(),
+      "default network dflt (subnet 10.213.0.0/24): the configured default subnet is 10.213.9.0/24, but it "
+      "cannot be changed while containers are attached: eeeeeeeeeeee");
+  EXPECT_EQ(again.error().err(), EBUSY);
+  EXPECT_EQ(store_->get("dflt")->subnet, "10.213.0.0/24") << "left as it was";
+  // Not configured (the default value): the existing network is used as it is.
+  o.default_subnet_configured = false;
+  auto plain = NetworkStore::open(root_, o);
+  ASSERT_TRUE(plain.ok());
+  auto same = plain->ensure_default();
+  ASSERT_TRUE(same.ok()) << same.error().to_string();
+  EXPECT_EQ(same->subnet, "10.213.0.0/24");
+}
+
+TEST(NetworkStoreOptions, DefaultSubnetFromTheEnvironment) {
+  ::unsetenv("STRATA_DEFAULT_SUBNET");
+  EXPECT_FALSE(store_options_from_env().default_subnet_configured);
+  EXPECT_EQ(store_options_from_env().default_subnet, "10.89.0.0/24");
+  ::setenv("STRATA_DEFAULT_SUBNET", "10.1.2.0/24", 1);
+  EXPECT_TRUE(store_options_from_env().default_subnet_configured);
+  EXPECT_EQ(store_options_from_env().default_subnet, "10.1.2.0/24");
+  ::unsetenv("STRATA_DEFAULT_SUBNET");
+}
+
 TEST_F(NetworkStoreTest, RemoveRefusesWhileAttachedAndTheDefault) {
   auto d = store_->ensure_default();
   ASSERT_TRUE(d.ok());

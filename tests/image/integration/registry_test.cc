@@ -24,6 +24,23 @@ using testing::HasSubstr;
 
 constexpr const char* kOciManifest = "application/vnd.oci.image.manifest.v1+json";
 
+// How many requests the registry completed with this method and a URI starting so (its log has
+// one "response completed" line per request, with http.request.method and http.request.uri).
+size_t requests(const RegistryProcess& reg, const std::string& method, const std::string& uri_prefix) {
+  size_t n = 0;
+  std::string log = reg.log(), m = "http.request.method=" + method + " ",
+              u = "http.request.uri=\"" + uri_prefix;
+  for (size_t pos = 0, end; pos < log.size(); pos = end + 1) {
+    end = log.find('\n', pos);
+    if (end == std::string::npos) end = log.size();
+    std::string_view line(log.data() + pos, end - pos);
+    if (line.find("msg=\"response completed") != std::string_view::npos &&
+        line.find(m) != std::string_view::npos && line.find(u) != std::string_view::npos)
+      ++n;
+  }
+  return n;
+}
+
 struct TestImage {
   std::string config, config_path, config_digest;
   std::string layer, layer_path, layer_digest;
@@ -113,7 +130,12 @@ TEST_F(RegistryTest, AnonymousPushPullRoundTrip) {
   EXPECT_FALSE(*has);
   push_image(c, img);
   EXPECT_TRUE(*c.has_blob("team/app", img.layer_digest));
-  EXPECT_TRUE(c.push_blob("team/app", img.layer_digest, img.layer_path).ok()) << "present: skipped";
+  // A blob the repository has is skipped: a HEAD, no upload session.
+  size_t uploads = requests(reg, "POST", "/v2/team/app/blobs/uploads/");
+  size_t heads = requests(reg, "HEAD", "/v2/team/app/blobs/" + img.layer_digest);
+  EXPECT_TRUE(c.push_blob("team/app", img.layer_digest, img.layer_path).ok());
+  EXPECT_EQ(requests(reg, "POST", "/v2/team/app/blobs/uploads/"), uploads) << "present: no upload started";
+  EXPECT_EQ(requests(reg, "HEAD", "/v2/team/app/blobs/" + img.layer_digest), heads + 1) << reg.log();
 
   auto m = c.get_manifest("team/app", "v1",
                           std::string(kOciManifest) + ", application/vnd.oci.image.index.v1+json");
@@ -138,10 +160,18 @@ TEST_F(RegistryTest, AnonymousPushPullRoundTrip) {
   EXPECT_EQ(progress.back().first, img.layer.size());
   EXPECT_EQ(progress.back().second, img.layer.size());
 
-  // A cross-repository mount: the blob appears in the other repository without an upload.
+  // A cross-repository mount: the blob appears in the other repository without an upload (one
+  // POST with mount=, answered 201; no PATCH or PUT of data).
   st = c.push_blob("other/app", img.layer_digest, img.layer_path, "team/app");
   ASSERT_TRUE(st.ok()) << st.error().to_string();
   EXPECT_TRUE(*c.has_blob("other/app", img.layer_digest));
+  EXPECT_EQ(requests(reg, "POST",
+                     "/v2/other/app/blobs/uploads/?mount=sha256%3A" + img.layer_digest.substr(7) +
+                         "&from=team%2Fapp"),
+            1u)
+      << reg.log();
+  EXPECT_EQ(requests(reg, "PATCH", "/v2/other/app/blobs/uploads/"), 0u);
+  EXPECT_EQ(requests(reg, "PUT", "/v2/other/app/blobs/uploads/"), 0u);
 }
 
 TEST_F(RegistryTest, ResumesAHalfFetchedBlob) {

@@ -204,6 +204,64 @@ TEST_F(NetTest, RemoveNetworkDeletesBridgeAndRules) {
   EXPECT_EQ(table_text(), "") << "the last network takes the table with it";
 }
 
+// Outbound NAT: an "outside" host (a netns on a veth of the host's, with no route back to the
+// container subnets) sees a container's connection come from the host's address; an --internal
+// network gets no way out at all.
+TEST_F(NetTest, OutboundTrafficIsMasqueradedInternalNetworksStayInside) {
+  NetworkConfig a = network("o", 0);
+  NetworkConfig internal_want;
+  internal_want.name = "neti";
+  internal_want.bridge = "stt" + std::to_string(pid_) + "i";
+  internal_want.subnet = "10.213." + std::to_string((pid_ % 120) * 2 + 1) + ".0/24";
+  internal_want.internal = true;
+  bridges_.push_back(internal_want.bridge);
+  auto internal = store_->create(internal_want);
+  ASSERT_TRUE(internal.ok()) << internal.error().to_string();
+  auto c1 = attach(*store_, a, request("o1", "one"));
+  ASSERT_TRUE(c1.ok()) << c1.error().to_string();
+  auto c2 = attach(*store_, *internal, request("i1", "two"));
+  ASSERT_TRUE(c2.ok()) << c2.error().to_string();
+
+  std::string outside = ns_name("out"), host_end = "stt" + std::to_string(pid_) + "x";
+  container("out");
+  bridges_.push_back(host_end);  // a link of the host's that TearDown deletes
+  RunResult r =
+      sh("ip link add " + host_end + " type veth peer name eth0 netns " + outside +
+         " && ip addr add 198.51.100.1/24 dev " + host_end + " && ip link set " + host_end +
+         " up && ip netns exec " + outside +
+         " sh -c 'ip addr add 198.51.100.2/24 dev eth0 && ip link set eth0 up && ip link set lo up'");
+  ASSERT_EQ(r.code, 0) << r.out;
+  // A CGI that answers with the address the connection came from.
+  std::string www = root_ + "/www-out";
+  ASSERT_TRUE(fs::mkdir_p(www + "/cgi-bin").ok());
+  ASSERT_TRUE(fs::write_file_atomic(www + "/cgi-bin/addr",
+                                    "#!/bin/sh\necho Content-Type: text/plain\necho\necho \"$REMOTE_ADDR\"\n",
+                                    0755)
+                  .ok());
+  pid_t p = ::fork();
+  ASSERT_GE(p, 0);
+  if (p == 0) {
+    ::execl("/usr/sbin/ip", "ip", "netns", "exec", outside.c_str(), "/bin/busybox", "httpd", "-f", "-p",
+            "8080", "-h", www.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  servers_.push_back(p);
+  for (int i = 0; i < 100 && in("out", "busybox netstat -ltn").out.find(":8080 ") == std::string::npos; ++i)
+    ::usleep(20000);
+  EXPECT_EQ(in("out", "ip route").out.find("10.213."), std::string::npos)
+      << "no route back to the containers";
+
+  RunResult got = in("o1", "timeout 5 busybox wget -q -O - http://198.51.100.2:8080/cgi-bin/addr");
+  EXPECT_EQ(got.code, 0) << got.out;
+  // busybox httpd gives the peer as an IPv4-mapped IPv6 address.
+  EXPECT_EQ(got.out, "[::ffff:198.51.100.1]\n")
+      << "the container's " << c1->ip << " is masqueraded to the host's address";
+  RunResult none = in("i1", "timeout 3 busybox wget -q -O - http://198.51.100.2:8080/cgi-bin/addr");
+  EXPECT_NE(none.code, 0) << "an internal network has no way out: " << none.out;
+  ASSERT_TRUE(detach(*store_, a.name, c1->container_id).ok());
+  ASSERT_TRUE(detach(*store_, internal->name, c2->container_id).ok());
+}
+
 TEST_F(NetTest, FailedAttachLeavesNothing) {
   NetworkConfig a = network("f", 0);
   AttachRequest req = request("f1", "one");
