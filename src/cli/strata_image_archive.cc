@@ -1,5 +1,5 @@
-// strata image save | load | import (also top-level, as podman has them) and strata export:
-// thin wrappers over src/image/archive.h that pick the input/output file or stream.
+// strata image save | load | import (also top-level, as podman has them), strata image export
+// and strata export: thin wrappers over src/image/archive.h that pick the input/output file or stream.
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -105,12 +105,28 @@ int cmd_export(Globals& g, const std::string& key, const std::string& out) {
   if (!id) return fail(id.error());
   auto rec = store->load(*id);
   if (!rec) return fail(rec.error());
-  if (store->state(*rec) != sandbox::RunState::kRunning || !rec->rootfs_mounted)
-    return fail(
-        Error("export container " + key + ": not running (its filesystem is mounted only while it runs)"));
-  std::string rootfs = store->dir(*id) + "/bundle/rootfs";
-  Status st = write_output(out, [&](int fd) { return image::export_tree(rootfs, fd); });
+  Status st = ok();
+  if (store->state(*rec) == sandbox::RunState::kRunning && rec->rootfs_mounted) {
+    std::string rootfs = store->dir(*id) + "/bundle/rootfs";
+    st = write_output(out, [&](int fd) { return image::export_tree(rootfs, fd); });
+  } else {
+    // Not running: its writable layer over its image's layers (or --rootfs), merged.
+    std::vector<std::string> layers = {store->dir(*id) + "/upper"};
+    if (!rec->config.rootfs.empty()) layers.push_back(rec->config.rootfs);
+    layers.insert(layers.end(), rec->config.layers.rbegin(), rec->config.layers.rend());
+    st = write_output(out, [&](int fd) { return image::export_layers(layers, fd); });
+  }
   return st.ok() ? 0 : fail(st.error().context("export container " + key));
+}
+
+int cmd_image_export(Globals& g, const std::string& key, const std::string& out) {
+  auto svc = image::ImageService::open(g.root);
+  if (!svc) return fail(svc.error());
+  auto img = svc->get(key);
+  if (!img) return fail(img.error().context("export image " + key));
+  std::vector<std::string> layers(img->layer_dirs.rbegin(), img->layer_dirs.rend());
+  Status st = write_output(out, [&](int fd) { return image::export_layers(layers, fd); });
+  return st.ok() ? 0 : fail(st.error().context("export image " + key));
 }
 
 void add_save(CLI::App* parent, Globals& g) {
@@ -153,7 +169,14 @@ void add_image_archive_commands(CLI::App& image, Globals& g) {
     add_load(parent, g);
     add_import(parent, g);
   }
-  CLI::App* exp = app.add_subcommand("export", "Write a running container's filesystem as a tar");
+  CLI::App* iexp = image.add_subcommand("export", "Write an image's filesystem (its layers merged) as a tar");
+  auto ikey = std::make_shared<std::string>();
+  auto iout = std::make_shared<std::string>();
+  iexp->add_option("image", *ikey, "Image (name or id)")->required();
+  iexp->add_option("-o,--output", *iout, "Write to this file instead of stdout");
+  iexp->callback([&g, ikey, iout] { g.exit_code = cmd_image_export(g, *ikey, *iout); });
+
+  CLI::App* exp = app.add_subcommand("export", "Write a container's filesystem as a tar");
   auto key = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
   exp->add_option("container", *key, "Container (name or id)")->required();

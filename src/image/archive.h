@@ -48,4 +48,10 @@ Result<LoadedImage> import_rootfs(ImageService& svc, int fd, const std::string& 
 // Writes a tar of the tree at `dir` (not following symlinks, not crossing mount points) to out_fd.
 Status export_tree(const std::string& dir, int out_fd);
 
+// Writes a tar of the merged view of layer directories in overlayfs form (top first: a
+// container's upper directory, then its image's layers), whiteouts applied. The view is a
+// read-only overlay mounted in the private mount namespace of a child process (root only), so
+// nothing is mounted on the host, whatever happens to us meanwhile.
+Status export_layers(const std::vector<std::string>& top_first, int out_fd);
+
 }  // namespace strata::image

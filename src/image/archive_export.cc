@@ -1,8 +1,12 @@
-// strata export: a tar of a directory tree (a running container's merged rootfs), written
-// with libarchive's disk reader so that ownership, modes, xattrs, hard links and special files
-// come out as they are on disk.
+// strata export and strata image export: a tar of a directory tree (a running container's
+// merged rootfs, or a merged view of layers), written with libarchive's disk reader so that
+// ownership, modes, xattrs, hard links and special files come out as they are on disk.
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -75,6 +79,66 @@ Status export_tree(const std::string& dir, int out_fd) {
     }
   }
   if (archive_write_close(out.get()) != ARCHIVE_OK) return tar::archive_error(out.get(), what + ": finish");
+  return ok();
+}
+
+Status export_layers(const std::vector<std::string>& top_first, int out_fd) {
+  if (top_first.empty()) return Error("export: no layers");
+  for (const auto& d : top_first)
+    if (!fs::is_dir(d)) return Error("export: layer " + d + " is missing", ENOENT);
+  // One layer is its own merged view (whiteouts mean nothing in the bottom layer); an overlay
+  // without an upper directory needs two lower ones.
+  if (top_first.size() == 1) return export_tree(top_first[0], out_fd);
+  std::string lower;
+  for (const auto& d : top_first) lower += (lower.empty() ? "" : ":") + d;
+  std::string opts = "lowerdir=" + lower;
+  if (opts.size() >= 4000)
+    return Error("export: overlay options for " + std::to_string(top_first.size()) + " layers exceed a page");
+  char tmpl[] = "/tmp/strata-export.XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) return Error::sys("export: mkdtemp");
+  std::string mnt = tmpl;
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) {
+    ::rmdir(mnt.c_str());
+    return Error::sys("export: pipe");
+  }
+  UniqueFd err_r(pipefd[0]), err_w(pipefd[1]);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::rmdir(mnt.c_str());
+    return Error::sys("export: fork");
+  }
+  if (pid == 0) {
+    // The child's mount namespace dies with it, and the overlay with it. Its error, if any,
+    // goes to the parent as text.
+    err_r.reset();
+    auto report = [&](const Error& e) {
+      std::string m = e.to_string();
+      (void)!::write(err_w.get(), m.data(), m.size());
+      ::_exit(1);
+    };
+    if (::unshare(CLONE_NEWNS) != 0) report(Error::sys("export: unshare the mount namespace"));
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+      report(Error::sys("export: make the mounts private"));
+    if (::mount("overlay", mnt.c_str(), "overlay", MS_RDONLY, opts.c_str()) != 0)
+      report(Error::sys("export: mount a read-only overlay of " + std::to_string(top_first.size()) +
+                        " layers on " + mnt));
+    Status st = export_tree(mnt, out_fd);
+    if (!st.ok()) report(st.error());
+    ::_exit(0);
+  }
+  err_w.reset();
+  std::string msg;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(err_r.get(), buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) msg.append(buf, static_cast<size_t>(n));
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  ::rmdir(mnt.c_str());
+  if (!msg.empty()) return Error(msg);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return Error("export: the exporting process died");
   return ok();
 }
 

@@ -257,6 +257,24 @@ digest=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$IMG
 out=$("${S[@]}" run --rm --network none "$REG/test/busybox@$digest" echo by-digest)
 expect_eq "pull and run by digest" by-digest "$out"
 
+# --- image export and export of a stopped container: merged filesystems as tars ---------------
+"${S[@]}" image export -o "$work/img.tar" "$IMG"
+check "image export" test $? -eq 0
+list=$(tar -tf "$work/img.tar")
+check "image export: the upper layer's files" grep -qx "./opt/data/new-file" <<<"$list"
+expect_eq "image export: whiteouts applied, no markers left" "0 0 0" \
+  "$(grep -cx "./etc/motd-strata" <<<"$list") $(grep -cx "./opt/data/old-file" <<<"$list") $(grep -c '\.wh\.' <<<"$list")"
+"${S[@]}" run --name expd --network none "$IMG" sh -c 'echo changed >/opt/kept; rm /bin/true'
+"${S[@]}" export -o "$work/ctr.tar" expd
+check "export of a stopped container" test $? -eq 0
+expect_eq "... holds what it wrote" changed "$(tar -xOf "$work/ctr.tar" ./opt/kept)"
+expect_eq "... and not what it deleted" 0 "$(tar -tf "$work/ctr.tar" | grep -cx './bin/true')"
+expect_eq "... and mounted nothing on the host" 0 "$(grep -c strata-export /proc/self/mountinfo)"
+check "... and left no temporary directory" test -z "$(ls -d /tmp/strata-export.* 2>/dev/null)"
+"${S[@]}" rm expd >/dev/null
+err=$("${S[@]}" image export -o "$work/none.tar" localhost/nope:1 2>&1)
+check "image export of an unknown image: an error, no file" test $? -eq 125 -a ! -e "$work/none.tar"
+
 # --- an image removed (rmi -f, prune) while a container uses it ------------------------------
 "${S[@]}" run -d --name pinned --network none "$REG/test/other:v2" sleep 300 >/dev/null
 other_layer=$(jq -r '.manifests[0].digest' "$work/layout2/index.json")
