@@ -1,6 +1,7 @@
 // The subcommands of strata-runtime: runc's names, flags, output formats and exit codes.
 #include "cli/runtime_commands.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,12 +12,12 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <spdlog/spdlog.h>
 
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/strings.h"
 #include "oci/container.h"
+#include "oci/exe_guard.h"
 #include "oci/names.h"
 #include "oci/spec.h"
 
@@ -78,7 +79,8 @@ std::string ps_table_filter(const std::vector<pid_t>& pids, const std::vector<st
       if (!w.empty()) f.push_back(w);
     if (f.size() <= idx) continue;
     auto pid = str::parse_int(f[idx]);
-    if (pid && std::find(pids.begin(), pids.end(), static_cast<pid_t>(*pid)) != pids.end()) result += lines[i] + "\n";
+    if (pid && std::find(pids.begin(), pids.end(), static_cast<pid_t>(*pid)) != pids.end())
+      result += lines[i] + "\n";
   }
   return result;
 }
@@ -97,30 +99,35 @@ size_t subcommand_index(const std::vector<std::string>& args) {
   return args.size();
 }
 
-int run_runtime_cli(const std::vector<std::string>& in_args, const std::vector<std::string>& tail) {
+int run_runtime_cli(const std::vector<std::string>& in_args, const std::vector<std::string>& tail,
+                    char** argv) {
   // Only the subcommand being run gets its options declared: building every CLI11 option of
   // every subcommand was a quarter of the runtime's start-up instructions (callgrind).
   size_t sub_at = subcommand_index(in_args);
   std::string sub = sub_at < in_args.size() ? in_args[sub_at] : "";
   if (sub == "ls") sub = "list";
   auto want = [&](const char* name) { return sub.empty() || sub == name; };
-  static const std::set<std::string> kKnown = {"create", "run", "start", "state", "kill", "delete", "pause",
-                                                "resume", "ps", "list", "features", "spec", "exec", "update"};
+  static const std::set<std::string> kKnown = {"create",   "run",   "start",  "state", "kill",
+                                               "delete",   "pause", "resume", "ps",    "list",
+                                               "features", "spec",  "exec",   "update"};
   if (!kKnown.count(sub)) sub.clear();
   CLI::App app{"strata-runtime: an OCI container runtime (runc-compatible command line)", "strata-runtime"};
   app.require_subcommand(0, 1);
   app.fallthrough();
   oci::RuntimeContext ctx;
+  ctx.reexec = [argv] { return oci::reexec_unwritable(argv); };
   std::string log_file, log_format = "text", criu;
   bool debug = false, version = false;
   app.add_option("--root", ctx.root, "root directory for container state")->capture_default_str();
   app.add_option("--log", log_file, "log file (default: stderr)");
-  app.add_option("--log-format", log_format, "log format: text or json")->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-format", log_format, "log format: text or json")
+      ->check(CLI::IsMember({"text", "json"}));
   app.add_flag("--debug", debug, "debug logging");
   app.add_flag("--systemd-cgroup", ctx.systemd_cgroup, "use the systemd cgroup driver (needs systemd)");
   app.add_option("--criu", criu, "ignored: checkpoint/restore is not supported");
   std::string rootless_value;
-  app.add_option("--rootless", rootless_value, "ignored (true|false|auto): rootless is detected from the effective uid")
+  app.add_option("--rootless", rootless_value,
+                 "ignored (true|false|auto): rootless is detected from the effective uid")
       ->expected(0, 1);
   app.add_flag("-v,--version", version, "print the version");
 
@@ -309,7 +316,8 @@ int run_runtime_cli(const std::vector<std::string>& in_args, const std::vector<s
           std::printf("%-20s %-8d %-10s %-40s %-32s %s\n", e.state.id.c_str(),
                       e.status == oci::ContainerStatus::kStopped ? 0 : e.state.pid,
                       std::string(oci::status_name(e.status)).c_str(), e.state.bundle.c_str(),
-                      e.state.created.c_str(), e.state.owner_uid == 0 ? "root" : std::to_string(e.state.owner_uid).c_str());
+                      e.state.created.c_str(),
+                      e.state.owner_uid == 0 ? "root" : std::to_string(e.state.owner_uid).c_str());
         }
       }
       return 0;
@@ -321,13 +329,15 @@ int run_runtime_cli(const std::vector<std::string>& in_args, const std::vector<s
     if (spec != nullptr && *spec) {
       std::string path = fs::join(spec_bundle, "config.json");
       if (fs::exists(path)) return fail(Error("spec: " + path + " exists; remove it first"));
-      Status s = fs::write_file_atomic(path, oci::default_spec_json(spec_rootless, ::getuid(), ::getgid()) + "\n");
+      Status s =
+          fs::write_file_atomic(path, oci::default_spec_json(spec_rootless, ::getuid(), ::getgid()) + "\n");
       return s.ok() ? 0 : fail(s.error().context("spec"));
     }
     if (exec != nullptr && *exec) {
       if (!process_file.empty()) {
-        auto text = process_file == "-" ? Result<std::string>(std::string(std::istreambuf_iterator<char>(std::cin), {}))
-                                        : fs::read_file(process_file);
+        auto text = process_file == "-"
+                        ? Result<std::string>(std::string(std::istreambuf_iterator<char>(std::cin), {}))
+                        : fs::read_file(process_file);
         if (!text) return fail(text.error().context("exec --process"));
         eopts.process_json = *text;
       }
@@ -339,8 +349,9 @@ int run_runtime_cli(const std::vector<std::string>& in_args, const std::vector<s
     if (update != nullptr && *update) {
       oci::Resources res;
       if (!res_file.empty()) {
-        auto text = res_file == "-" ? Result<std::string>(std::string(std::istreambuf_iterator<char>(std::cin), {}))
-                                    : fs::read_file(res_file);
+        auto text = res_file == "-"
+                        ? Result<std::string>(std::string(std::istreambuf_iterator<char>(std::cin), {}))
+                        : fs::read_file(res_file);
         if (!text) return fail(text.error().context("update --resources"));
         auto parsed = oci::parse_resources(*text);
         if (!parsed) return fail(parsed.error().context("update --resources"));

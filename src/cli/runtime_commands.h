@@ -11,6 +11,8 @@ namespace strata::cli {
 // value of one (--root, --log, --log-format, --criu); args.size() when there is none.
 size_t subcommand_index(const std::vector<std::string>& args);
 
-int run_runtime_cli(const std::vector<std::string>& args, const std::vector<std::string>& tail);
+// argv: the process's own, to re-execute it from an unwritable copy when a container needs that
+// (oci::RuntimeContext::reexec, exe_guard.h).
+int run_runtime_cli(const std::vector<std::string>& args, const std::vector<std::string>& tail, char** argv);
 
 }  // namespace strata::cli

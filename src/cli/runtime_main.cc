@@ -1,28 +1,40 @@
 // strata-runtime: an OCI runtime with runc's command line (so podman, conmon and containerd
 // drive it unchanged). Thin: parse, call src/oci, print. Errors go to stderr and, with
 // --log, to the log file in the chosen --log-format (conmon reads the JSON form).
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 #include <set>
-#include <spdlog/spdlog.h>
 
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/strings.h"
 #include "cli/runtime_commands.h"
-#include "cli/runtime_exe_seal.h"
 #include "oci/container.h"
 
 namespace {
 
 // Options of `exec` and `ps` that take a value: the first other word is the container id and
 // everything after it is the command (exec) or ps's own options, as with runc.
-const std::set<std::string> kExecValueOpts = {"--console-socket", "--cwd", "--env", "-e", "--user", "-u",
-                                              "--additional-gids", "-g", "--process", "-p", "--pid-file",
-                                              "--process-label", "--apparmor", "--cap", "-c", "--preserve-fds",
+const std::set<std::string> kExecValueOpts = {"--console-socket",
+                                              "--cwd",
+                                              "--env",
+                                              "-e",
+                                              "--user",
+                                              "-u",
+                                              "--additional-gids",
+                                              "-g",
+                                              "--process",
+                                              "-p",
+                                              "--pid-file",
+                                              "--process-label",
+                                              "--apparmor",
+                                              "--cap",
+                                              "-c",
+                                              "--preserve-fds",
                                               "--cgroup"};
 const std::set<std::string> kPsValueOpts = {"--format", "-f"};
 
@@ -30,18 +42,10 @@ const std::set<std::string> kPsValueOpts = {"--format", "-f"};
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (strata::cli::starts_container_processes(args)) {
-    std::string err = strata::cli::ensure_unwritable_self(argv);
-    if (!err.empty()) {
-      std::fprintf(stderr,
-                   "strata-runtime: %s (refusing to start container processes from a writable binary)\n",
-                   err.c_str());
-      return 1;
-    }
-  }
   // Split off the trailing command of exec/ps before CLI11 sees it.
   std::vector<std::string> tail;
-  if (size_t i = strata::cli::subcommand_index(args); i < args.size() && (args[i] == "exec" || args[i] == "ps")) {
+  if (size_t i = strata::cli::subcommand_index(args);
+      i < args.size() && (args[i] == "exec" || args[i] == "ps")) {
     const auto& value_opts = args[i] == "exec" ? kExecValueOpts : kPsValueOpts;
     size_t j = i + 1;
     while (j < args.size()) {
@@ -62,5 +66,5 @@ int main(int argc, char** argv) {
       args.resize(j + 1);
     }
   }
-  return strata::cli::run_runtime_cli(args, tail);
+  return strata::cli::run_runtime_cli(args, tail, argv);
 }

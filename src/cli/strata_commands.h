@@ -24,6 +24,7 @@ struct Globals {
   // Binaries beside this one (build/bin or /usr/local/bin).
   std::string self_exe;
   std::string monitor_exe;
+  char** argv = nullptr;  // main's, to re-execute the command (guard_self)
 };
 
 // Prints "strata: <message>" on stderr and returns exit code 125 (podman's code for an error
@@ -58,6 +59,10 @@ void add_healthcheck_commands(CLI::App& app, Globals& g);
 sandbox::LaunchOptions launch_options(const Globals& g);
 // The IMAGE/CONTAINER and COMMAND words after a prefix_command subcommand's own options.
 std::vector<std::string> command_words(CLI::App* sub);
+// Before a command makes processes of a container that needs it (sandbox::needs_unwritable_self),
+// re-executes the whole command from an unwritable copy of strata: returns ok() when nothing
+// was needed, an error if the re-exec failed (it does not return otherwise).
+Status guard_self(const Globals& g, const sandbox::ContainerConfig& c);
 void add_image_commands(CLI::App& app, Globals& g);
 // strata image import | export | save | load (strata_image_archive.cc), under `image`.
 void add_image_archive_commands(CLI::App& image, Globals& g);

@@ -18,6 +18,7 @@
 #include "cli/strata_logs.h"
 #include "net/ports.h"
 #include "oci/container.h"
+#include "oci/exe_guard.h"
 #include "oci/names.h"
 #include "sandbox/container.h"
 #include "sandbox/health.h"
@@ -215,6 +216,36 @@ std::vector<std::string> command_words(CLI::App* sub) {
   return words;
 }
 
+Status guard_self(const Globals& g, const sandbox::ContainerConfig& c) {
+  if (!sandbox::needs_unwritable_self(c)) return ok();
+  if (g.debug) {
+    std::fprintf(stderr,
+                 "strata: debug: re-executing from an unwritable copy of %s (the container may hold "
+                 "CAP_SYS_PTRACE, or there is no exec stub)\n",
+                 g.self_exe.c_str());
+  }
+  ::setenv("STRATA_SELF_EXE", g.self_exe.c_str(), 1);
+  return oci::reexec_unwritable(g.argv).context(
+      "strata: a container with CAP_SYS_PTRACE (or without an exec stub)");
+}
+
+namespace {
+
+// guard_self for every named container before the command acts on any (a re-exec starts it
+// over); names that do not resolve are left to the command to report.
+Status guard_self_for(const Globals& g, const std::vector<std::string>& keys) {
+  auto store = ContainerStore::open(g.root);
+  if (!store) return ok();
+  for (const auto& key : keys) {
+    auto id = store->resolve(key);
+    auto rec = id ? store->load(*id) : Result<ContainerRecord>(Error("unresolved"));
+    if (rec) TRY(guard_self(g, rec->config));
+  }
+  return ok();
+}
+
+}  // namespace
+
 void add_container_commands(CLI::App& app, Globals& g) {
   auto* ps_all = new bool(false);
   auto* ps_quiet = new bool(false);
@@ -291,6 +322,10 @@ void add_container_commands(CLI::App& app, Globals& g) {
     if (is_restart) c->add_option("-t,--time", *t, "Seconds to wait for the stop before SIGKILL");
     c->add_option("containers", *ids, "Container names or ids")->required();
     c->callback([&g, t, ids, is_restart] {
+      if (Status st = guard_self_for(g, *ids); !st.ok()) {
+        g.exit_code = fail(st.error());
+        return;
+      }
       for (const auto& key : *ids) {
         int rc = with_container(g, key, [&](const ContainerStore& s, const std::string& id) {
           Status st = is_restart ? sandbox::restart(s, id, seconds_flag(*t), launch_options(g))
@@ -367,6 +402,7 @@ void add_container_commands(CLI::App& app, Globals& g) {
       if (!rec) return fail(rec.error());
       if (s.state(*rec) != sandbox::RunState::kRunning)
         return fail(Error("container " + rec->name + " is not running"));
+      if (Status st = guard_self(g, rec->config); !st.ok()) return fail(st.error());
       ex->id = id;
       ex->args.assign(rest.begin() + 1, rest.end());
       auto code = oci::exec_container(sandbox::runtime_context(s), *ex);
@@ -426,6 +462,11 @@ void add_container_commands(CLI::App& app, Globals& g) {
     auto store = ContainerStore::open(g.root);
     if (!store) {
       g.exit_code = fail(store.error());
+      return;
+    }
+    // It may start the container again (restart policy).
+    if (Status st = guard_self_for(g, {*cleanup_id}); !st.ok()) {
+      g.exit_code = fail(st.error());
       return;
     }
     Status s = sandbox::cleanup_after_exit(*store, *cleanup_id, launch_options(g));

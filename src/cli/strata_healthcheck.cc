@@ -26,6 +26,12 @@ void add_healthcheck_commands(CLI::App& app, Globals& g) {
       g.exit_code = fail(id.error());
       return;
     }
+    if (auto rec = store->load(*id)) {
+      if (Status st = guard_self(g, rec->config); !st.ok()) {
+        g.exit_code = fail(st.error());
+        return;
+      }
+    }
     auto state = sandbox::run_health_check(*store, *id);
     if (!state) {
       g.exit_code = fail(state.error());

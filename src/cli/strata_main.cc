@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 
 #include "base/log.h"
 #include "cli/strata_commands.h"
@@ -29,14 +30,19 @@ std::string human_duration(int64_t d) {
 int main(int argc, char** argv) {
   using namespace strata::cli;
   Globals g;
+  g.argv = argv;
   char self[PATH_MAX];
   ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0) {
+  if (const char* installed = std::getenv("STRATA_SELF_EXE")) {
+    // Re-executed from an unwritable view of the binary (guard_self), whose path names nothing:
+    // the installed one finds strata-monitor and is what the monitor runs.
+    g.self_exe = installed;
+    ::unsetenv("STRATA_SELF_EXE");
+  } else if (n > 0) {
     self[n] = '\0';
     g.self_exe = self;
-    std::string dir = g.self_exe.substr(0, g.self_exe.rfind('/'));
-    g.monitor_exe = dir + "/strata-monitor";
   }
+  if (!g.self_exe.empty()) g.monitor_exe = g.self_exe.substr(0, g.self_exe.rfind('/')) + "/strata-monitor";
   if (const char* root = std::getenv("STRATA_ROOT")) g.root = root;
 
   CLI::App app{"strata: containers and micro-VMs on your own machines", "strata"};

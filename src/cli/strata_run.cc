@@ -241,6 +241,7 @@ int cmd_run(Globals& g, const RunFlags& f, const std::vector<std::string>& rest)
   if (!store) return fail(store.error());
   auto config = make_config(g, f, rest);
   if (!config) return fail(config.error());
+  if (Status st = guard_self(g, *config); !st.ok()) return fail(st.error());
   ContainerRecord rec;
   rec.id = sandbox::new_container_id();
   rec.name = f.name.empty() ? sandbox::random_name() : f.name;

@@ -27,6 +27,7 @@
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/rfc3339.h"
+#include "oci/exe_guard.h"
 #include "oci/hooks.h"
 #include "oci/init.h"
 #include "oci/lifecycle_internal.h"
@@ -168,6 +169,18 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
         "--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use the "
         "cgroupfs driver (drop --systemd-cgroup)");
   }
+  // The config first: a container it describes may need this process to run from an unwritable
+  // copy of its binary (guard_runtime_exe may re-execute us), before anything of it exists.
+  std::string bundle = fs::absolute(opts.bundle);
+  auto config_text = fs::read_file(bundle + "/config.json");
+  if (!config_text) return std::move(config_text).error().context("load bundle " + bundle);
+  auto parsed = parse_spec(*config_text);
+  if (!parsed) return std::move(parsed).error().context("bundle " + bundle + " config.json");
+  Spec& spec = *parsed;
+  TRY_CTX(guard_runtime_exe(
+              ctx, reaches_runtime_exe(spec, spec.process ? spec.process->capabilities : std::nullopt)),
+          "create container " + opts.id);
+
   StateStore store(ctx.root);
   TRY_CTX(store.ensure_root(), "create --root " + ctx.root);
   ASSIGN_OR_RETURN(UniqueFd lock, store.lock(opts.id));
@@ -177,13 +190,6 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
     return Error::sys("create state directory " + dir);
   }
   Cleanup remove_state([&] { (void)store.remove(opts.id); });
-
-  std::string bundle = fs::absolute(opts.bundle);
-  auto config_text = fs::read_file(bundle + "/config.json");
-  if (!config_text) return std::move(config_text).error().context("load bundle " + bundle);
-  auto parsed = parse_spec(*config_text);
-  if (!parsed) return std::move(parsed).error().context("bundle " + bundle + " config.json");
-  Spec& spec = *parsed;
   for (const auto& w : spec.warnings) log->warn("container {}: {}", opts.id, w);
   timer.mark("config");
   bool rootless = ::geteuid() != 0;
@@ -273,6 +279,7 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   UniqueFd parent_sock(sp[0]), child_sock(sp[1]);
   plan.sync_fd = child_sock.get();
   plan.close_fds = {lock.get(), parent_sock.get()};
+  plan.exec_stub_fd = exec_stub_fd();
   finalize_plan(plan);
 
   // Joining a pid or time namespace applies to our future children: do it here, and return
@@ -411,6 +418,17 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
   c.spec = std::move(spec);
   c.proxy = std::move(proxy);
   return c;
+}
+
+Status guard_runtime_exe(const RuntimeContext& ctx, bool reaches) {
+  if (!reaches && exec_stub_fd() >= 0) return ok();
+  if (self_is_unwritable()) return ok();
+  std::string why = reaches
+                        ? "its processes may hold CAP_SYS_PTRACE over the host (it has no user namespace), "
+                          "so they could reach this program's binary through /proc/PID/exe"
+                        : "the kernel refuses an executable memfd for the exec stub (vm.memfd_noexec)";
+  if (ctx.reexec) return ctx.reexec().context(why);
+  return Error("this program must run from an unwritable copy of its binary: " + why, EPERM);
 }
 
 Status start_impl(const StateStore& store, const ContainerState& st, const Spec& spec) {

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,6 +21,11 @@ namespace strata::oci {
 struct RuntimeContext {
   std::string root = "/run/strata-runtime";
   bool systemd_cgroup = false;
+  // What to do when a container needs this process to run from an unwritable copy of its binary
+  // and it does not (exe_guard.h: CAP_SYS_PTRACE without a user namespace, or no exec stub):
+  // strata-runtime re-executes itself (oci::reexec_unwritable with its argv), which returns
+  // only on failure. Unset: such a container is refused, with an error that says why.
+  std::function<Error()> reexec;
 };
 
 struct CreateOptions {

@@ -286,6 +286,23 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
     r = load_seccomp(plan.seccomp);
     if (r < 0) die(plan, "load seccomp filter", -r);
   }
+  if (plan.exec_stub_fd >= 0) {
+    // Through the stub (exe_guard.h): /proc/self/exe is then the sealed stub when the kernel
+    // looks for the program's interpreter. The sync socket and exec.fifo live through the
+    // stub's exec (it closes them as it execs the program), so that the parent still sees EOF
+    // only once the program runs, and the stub can report a failed exec. The argv array was
+    // built by the parent; only its path slot is ours to fill. One difference from a direct
+    // exec: the program's path is walked with the stub's credentials, i.e. the capabilities the
+    // program itself gets (ambient), not the effective set held until now; it shows only for a
+    // non-root user whose program lies behind a directory that only those could cross.
+    const_cast<char**>(plan.stub_argv.data())[1] = const_cast<char*>(exe);
+    for (int fd : {plan.sync_fd, plan.fifo_fd})
+      if (fd >= 0) ::fcntl(fd, F_SETFD, 0);
+    ::syscall(SYS_execveat, plan.exec_stub_fd, "", plan.stub_argv.data(), plan.envp.data(), AT_EMPTY_PATH);
+    // Refused (a seccomp profile that allows execve but not execveat): the program directly.
+    for (int fd : {plan.sync_fd, plan.fifo_fd})
+      if (fd >= 0) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
   ::execve(exe, const_cast<char* const*>(plan.argv.data()), const_cast<char* const*>(plan.envp.data()));
   die(plan, "exec", errno, exe);
 }

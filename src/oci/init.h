@@ -29,7 +29,7 @@ struct MountStep {
   unsigned long flags = 0;        // mount flags without MS_BIND/MS_REC/propagation
   unsigned long clear_flags = 0;  // flags the options cleared explicitly (rw, suid, ...)
   unsigned long propagation = 0;
-  bool recursive = false;    // rbind
+  bool recursive = false;     // rbind
   uint64_t rec_attr_set = 0;  // MOUNT_ATTR_* applied to the whole subtree (rro, rnosuid, ...)
   uint64_t rec_attr_clr = 0;
   bool source_is_file = false;
@@ -54,8 +54,8 @@ struct HookPlan {
 
 struct InitPlan {
   // Namespaces.
-  int clone_flags = 0;    // new namespaces created by clone3 (never CLONE_NEWCGROUP: see init.cc)
-  int unshare_flags = 0;  // new namespaces the child unshares after kGo
+  int clone_flags = 0;       // new namespaces created by clone3 (never CLONE_NEWCGROUP: see init.cc)
+  int unshare_flags = 0;     // new namespaces the child unshares after kGo
   bool second_fork = false;  // a pid/time namespace had to be unshared by the child
   std::string time_offsets;  // /proc/self/timens_offsets content, written after the unshare
   std::vector<std::pair<int, int>> join;  // (fd, CLONE_NEW*) entered with setns by the child
@@ -69,7 +69,7 @@ struct InitPlan {
   // cgroup namespace, both of which need the cgroup first.
   bool overlap_cgroup_join = false;
   bool defer_cgroupns = false;  // unshare CLONE_NEWCGROUP only after kHooksDone (joined by then)
-  bool in_userns = false;  // new or joined user namespace
+  bool in_userns = false;       // new or joined user namespace
 
   // Root filesystem.
   bool new_mountns = false;
@@ -111,6 +111,11 @@ struct InitPlan {
   std::vector<int> close_fds;  // the runtime's own fds (state lock, its socket end): closed first
   int sync_fd = -1;
   int fifo_fd = -1;  // exec.fifo opened O_RDWR: read blocks until `start` writes a byte
+  // The exec stub (exe_guard.h, exec_stub.c) the program is executed through; -1: directly.
+  // stub_argv is {stub_fds, <the resolved path, set by the child>, argv...} (finalize_plan).
+  int exec_stub_fd = -1;
+  std::string stub_fds;  // "SYNC,FIFO": the fds the stub closes as it execs ("-" for none)
+  std::vector<char*> stub_argv;
 };
 
 struct InitOptions {

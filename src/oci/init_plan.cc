@@ -21,7 +21,7 @@ struct DefaultDevice {
   unsigned major, minor;
 };
 constexpr DefaultDevice kDefaultDevices[] = {
-    {"/dev/null", 1, 3}, {"/dev/zero", 1, 5},    {"/dev/full", 1, 7},
+    {"/dev/null", 1, 3},   {"/dev/zero", 1, 5},    {"/dev/full", 1, 7},
     {"/dev/random", 1, 8}, {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0},
 };
 
@@ -124,15 +124,23 @@ void finalize_plan(InitPlan& plan) {
   plan.envp.clear();
   for (auto& e : plan.env) plan.envp.push_back(e.data());
   plan.envp.push_back(nullptr);
+  plan.stub_argv.clear();
+  if (plan.exec_stub_fd >= 0) {
+    plan.stub_fds = (plan.sync_fd >= 0 ? std::to_string(plan.sync_fd) : std::string("-")) +
+                    (plan.fifo_fd >= 0 ? "," + std::to_string(plan.fifo_fd) : std::string());
+    plan.stub_argv.push_back(plan.stub_fds.data());
+    plan.stub_argv.push_back(nullptr);  // the path, known to the child only
+    plan.stub_argv.insert(plan.stub_argv.end(), plan.argv.begin(), plan.argv.end());
+  }
   for (auto* hooks : {&plan.create_container_hooks, &plan.start_container_hooks}) {
-   for (auto& h : *hooks) {
-    h.argv.clear();
-    for (auto& a : h.args) h.argv.push_back(a.data());
-    h.argv.push_back(nullptr);
-    h.envp.clear();
-    for (auto& e : h.env) h.envp.push_back(e.data());
-    h.envp.push_back(nullptr);
-   }
+    for (auto& h : *hooks) {
+      h.argv.clear();
+      for (auto& a : h.args) h.argv.push_back(a.data());
+      h.argv.push_back(nullptr);
+      h.envp.clear();
+      for (auto& e : h.env) h.envp.push_back(e.data());
+      h.envp.push_back(nullptr);
+    }
   }
 }
 
@@ -152,7 +160,8 @@ Result<InitPlan> build_init_plan(const Spec& spec, const InitOptions& opts) {
     if (!ns.path.empty()) {
       int fd = ::open(ns.path.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0) {
-        return Error::sys("linux.namespaces: open " + std::string(namespace_name(ns.type)) + " namespace " + ns.path);
+        return Error::sys("linux.namespaces: open " + std::string(namespace_name(ns.type)) + " namespace " +
+                          ns.path);
       }
       if (ns.type == NamespaceType::kUser) {
         plan.join.insert(plan.join.begin(), {fd, flag});  // first: it owns the others
@@ -198,7 +207,8 @@ Result<InitPlan> build_init_plan(const Spec& spec, const InitOptions& opts) {
   if ((plan.unshare_flags & (CLONE_NEWPID | CLONE_NEWTIME)) != 0) plan.second_fork = true;
   plan.new_mountns = spec.linux.has_namespace(NamespaceType::kMount);
   if (!plan.new_mountns) return Error("linux.namespaces: a mount namespace is required");
-  if (const Namespace* m = spec.linux.find_namespace(NamespaceType::kMount); m != nullptr && !m->path.empty()) {
+  if (const Namespace* m = spec.linux.find_namespace(NamespaceType::kMount);
+      m != nullptr && !m->path.empty()) {
     return Error("linux.namespaces: joining an existing mount namespace (" + m->path +
                  ") is not supported: the container's root would be mounted in it");
   }
@@ -260,7 +270,8 @@ Result<InitPlan> build_init_plan(const Spec& spec, const InitOptions& opts) {
   // write gid_map; the process then keeps no supplementary groups.
   plan.setgroups_allowed = !(plan.new_userns && ::geteuid() != 0);
   if (!plan.setgroups_allowed && !plan.additional_gids.empty()) {
-    return Error("process.user.additionalGids: cannot be set by an unprivileged runtime in a new user namespace");
+    return Error(
+        "process.user.additionalGids: cannot be set by an unprivileged runtime in a new user namespace");
   }
   plan.console_fd = opts.console_fd;
   plan.preserve_fds = opts.preserve_fds;

@@ -41,5 +41,9 @@ Result<int> receive_pty_master(int sock);
 Status write_pid_file(const std::string& path, pid_t pid);
 // The Error for a kFailure record sent by the init or an exec child.
 Error child_error(const SyncMsg& m);
+// Before any process of a container is made: makes sure this process runs from an unwritable
+// binary when `reaches` (exe_guard.h's reaches_runtime_exe) or when there is no exec stub,
+// through ctx.reexec (which does not return) or by refusing.
+Status guard_runtime_exe(const RuntimeContext& ctx, bool reaches);
 
 }  // namespace strata::oci::detail

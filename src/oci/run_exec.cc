@@ -27,6 +27,7 @@
 #include "base/log.h"
 #include "base/strings.h"
 #include "oci/container.h"
+#include "oci/exe_guard.h"
 #include "oci/init.h"
 #include "oci/lifecycle_internal.h"
 #include "oci/names.h"
@@ -258,6 +259,24 @@ Result<ExecProcess> start_exec(const RuntimeContext& ctx, const ExecOptions& opt
   if (proc.terminal && opts.console_socket.empty() && opts.detach) {
     return Error("exec: a terminal (-t) with --detach needs --console-socket");
   }
+  {
+    // exe_guard.h: this exec child is the runtime's image until it execs. It is out of reach
+    // unless some process of the container may hold CAP_SYS_PTRACE over the host: the
+    // container's own process (its config), this one, or an earlier exec that had it (marked).
+    std::string marker = store.dir(opts.id) + "/ptrace-exec";
+    bool container_reaches =
+        reaches_runtime_exe(spec, spec.process ? spec.process->capabilities : std::nullopt);
+    bool this_reaches = reaches_runtime_exe(spec, proc.capabilities);
+    if (this_reaches && !container_reaches && status == ContainerStatus::kCreated) {
+      // Its init waits for `start` as the runtime's image, made without that precaution.
+      return Error("exec into container \"" + opts.id +
+                       "\": a process with CAP_SYS_PTRACE could reach the runtime's binary through its init, "
+                       "which waits for `start`: start the container first",
+                   EPERM);
+    }
+    TRY(detail::guard_runtime_exe(ctx, container_reaches || this_reaches || fs::exists(marker)));
+    if (this_reaches && !container_reaches) TRY(fs::write_file_atomic(marker, "", 0600));
+  }
 
   // The init plan's process half; the rootfs part stays unused.
   InitPlan plan;
@@ -289,6 +308,7 @@ Result<ExecProcess> start_exec(const RuntimeContext& ctx, const ExecOptions& opt
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0) return Error::sys("socketpair");
   UniqueFd parent_sock(sp[0]), child_sock(sp[1]);
   plan.sync_fd = child_sock.get();
+  plan.exec_stub_fd = exec_stub_fd();
   finalize_plan(plan);
   // pid and time namespaces take effect for children: enter them here, before forking.
   int for_children = ns_flags & (CLONE_NEWPID | CLONE_NEWTIME);

@@ -23,6 +23,7 @@
 #include "base/rfc3339.h"
 #include "base/strings.h"
 #include "oci/container.h"
+#include "oci/exe_guard.h"
 #include "oci/names.h"
 #include "oci/state.h"
 #include "sandbox/health.h"
@@ -85,6 +86,18 @@ Status mount_rootfs(const ContainerStore& store, ContainerRecord& rec) {
     return Error("--rootfs " + rec.config.rootfs + ": not a directory", ENOTDIR);
   }
   if (rec.config.rootfs.empty() && rec.config.layers.empty()) return Error("image has no layers");
+  // The overlay's root directory is the upper directory's inode: give it the image's root's mode
+  // and owner (0755 root:root, usually), not the 0700 it was made with, or a non-root process
+  // could not walk "/" (the program's own exec, through the exec stub, does so with its user's
+  // credentials).
+  {
+    std::string top = !rec.config.rootfs.empty() ? rec.config.rootfs : rec.config.layers.back();
+    std::string upper = dir + "/upper";
+    struct stat st {};
+    if (::stat(top.c_str(), &st) != 0) return Error::sys("stat the image's root " + top);
+    if (::chown(upper.c_str(), st.st_uid, st.st_gid) != 0 || ::chmod(upper.c_str(), st.st_mode & 07777) != 0)
+      return Error::sys("set the mode of " + upper);
+  }
   std::string opts = overlay_options(rec, dir);
   if (opts.size() >= 4000)
     return Error("overlay options for " + std::to_string(rec.config.layers.size()) + " layers exceed a page");
@@ -271,6 +284,13 @@ Result<UniqueFd> listen_console(std::string& path) {
 }
 
 }  // namespace
+
+bool needs_unwritable_self(const ContainerConfig& c) {
+  bool ptrace = false;
+  if (auto caps = effective_capabilities(c.cap_add, c.cap_drop))
+    ptrace = std::find(caps->begin(), caps->end(), "CAP_SYS_PTRACE") != caps->end();
+  return (ptrace || oci::exec_stub_fd() < 0) && !oci::self_is_unwritable();
+}
 
 oci::RuntimeContext runtime_context(const ContainerStore& store) {
   oci::RuntimeContext ctx;

@@ -39,6 +39,12 @@ struct Launched {
   UniqueFd master;   // --tty: the container's terminal (the monitor holds it too)
 };
 
+// Whether the process that makes this container's processes must first run from an unwritable
+// copy of its binary (oci/exe_guard.h): its processes may hold CAP_SYS_PTRACE (--cap-add
+// SYS_PTRACE or ALL; strata run makes no user namespaces) or there is no exec stub, and this
+// process does not run from one already. The src/oci library refuses such a container otherwise.
+bool needs_unwritable_self(const ContainerConfig& c);
+
 // Creates and starts the container described by rec.config (rec.id and rec.name set by the
 // caller). On failure nothing is left: no mount, cgroup, veth, rule, lease, process or files.
 // The runtime library's context for this store's containers (its state under oci_root()).

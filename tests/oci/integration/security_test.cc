@@ -1,16 +1,21 @@
 // The known runtime escapes, attempted from inside the container:
-//  - CVE-2019-5736 (/proc/self/exe): an entrypoint "#!/proc/self/exe update" makes the kernel run
-//    strata-runtime itself inside the container, and a container process then holds its exe and
-//    tries to write it once no runtime runs; also the init of a created container (still the
-//    runtime's image) must not be reachable through /proc/1/exe;
+//  - CVE-2019-5736 (/proc/self/exe): an entrypoint "#!/proc/self/exe update" would make the kernel
+//    run strata-runtime itself inside the container, where a container process could hold its exe
+//    and write it once no runtime runs. The init and exec children exec the program through the
+//    sealed exec stub (exe_guard.h), so /proc/self/exe is the stub then; the init of a created
+//    container (still the runtime's image) must not be reachable through /proc/1/exe, and a
+//    container whose processes may hold CAP_SYS_PTRACE gets a runtime re-executed from an
+//    unwritable copy;
 //  - CVE-2024-21626 (leaked fds and cwd): fds the runtime inherited never reach the container, and
 //    a cwd through /proc/self/fd/N cannot land outside the root;
 //  - symlinks in the rootfs never send a mount or a device node outside it.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <sstream>
 
@@ -30,16 +35,43 @@ class SecurityTest : public RuntimeTest {
   }
 };
 
-// The shared libraries `ldd` names for a binary (absolute paths).
-std::vector<std::string> shared_libraries(const std::string& ldd_output) {
-  std::vector<std::string> out;
-  std::istringstream in(ldd_output);
-  for (std::string word; in >> word;)
-    if (word[0] == '/' && std::filesystem::exists(word)) out.push_back(word);
-  return out;
+// Points the PT_INTERP of a dynamically linked ELF64 image at `path` (in place: the old path is
+// longer); false when it has none or no room.
+bool set_interpreter(std::string& elf, const std::string& path) {
+  auto u64 = [&](size_t off) {
+    uint64_t v = 0;
+    std::memcpy(&v, elf.data() + off, 8);
+    return v;
+  };
+  auto u16 = [&](size_t off) {
+    uint16_t v = 0;
+    std::memcpy(&v, elf.data() + off, 2);
+    return v;
+  };
+  if (elf.size() < 64 ||
+      elf.compare(0, 4,
+                  "\x7f"
+                  "ELF") != 0 ||
+      elf[4] != 2)
+    return false;
+  uint64_t phoff = u64(32);
+  uint16_t phentsize = u16(54), phnum = u16(56);
+  for (uint16_t i = 0; i < phnum; ++i) {
+    size_t ph = phoff + static_cast<size_t>(i) * phentsize;
+    if (ph + 56 > elf.size()) return false;
+    uint32_t type = 0;
+    std::memcpy(&type, elf.data() + ph, 4);
+    if (type != 3 /* PT_INTERP */) continue;
+    uint64_t off = u64(ph + 8), filesz = u64(ph + 32);
+    if (filesz < path.size() + 1 || off + filesz > elf.size()) return false;
+    std::memset(elf.data() + off, 0, filesz);
+    std::memcpy(elf.data() + off, path.data(), path.size());
+    return true;
+  }
+  return false;
 }
 
-TEST_F(SecurityTest, RuntimeBinaryCannotBeOverwrittenFromInside) {
+TEST_F(SecurityTest, ProcSelfExeInterpreterRunsTheSealedStubNotTheRuntime) {
   // The attack writes into the binary it reaches: give it a copy of the runtime to aim at.
   std::string bin = tmp_ + "/bin";
   make_dir(bin);
@@ -47,37 +79,40 @@ TEST_F(SecurityTest, RuntimeBinaryCannotBeOverwrittenFromInside) {
   ASSERT_EQ(run_cmd({"/bin/cp", kRuntime, runtime_}).code, 0);
   const std::string original = read_file(runtime_);
   ASSERT_GT(original.size(), 0u);
-
-  // The container gets what the runtime binary needs to start inside it.
   std::string rootfs = copy_rootfs();
-  RunResult ldd = run_cmd({"/usr/bin/ldd", runtime_});
-  // A static runtime (the normal build) needs nothing more; ldd says so with exit status 1.
-  bool is_static = (ldd.out + ldd.err).find("not a dynamic executable") != std::string::npos;
-  ASSERT_TRUE(ldd.code == 0 || is_static) << ldd.err;
-  for (const auto& lib : shared_libraries(ldd.out)) {
-    std::filesystem::create_directories(rootfs + std::filesystem::path(lib).parent_path().string());
-    std::filesystem::copy_file(lib, rootfs + lib, std::filesystem::copy_options::overwrite_existing);
-  }
+  // A script and an ELF program whose interpreter is /proc/self/exe: what the kernel runs for
+  // them is whatever /proc/self/exe is at the moment of the exec.
   write_file(rootfs + "/bin/upd", "#!/proc/self/exe update\n", 0755);
+  // A dynamically linked program of the host's (the rootfs has only static ones).
+  std::string elf = read_file("/bin/true");
+  ASSERT_TRUE(set_interpreter(elf, "/proc/self/exe")) << "/bin/true has no PT_INTERP to point elsewhere";
+  write_file(rootfs + "/bin/elfupd", elf, 0755);
 
   Json cfg = base_config();
   cfg["root"]["path"] = rootfs;
-  cfg["mounts"].push_back({{"destination", "/tmp"}, {"type", "tmpfs"}, {"source", "tmpfs"}});
-  cfg["process"]["args"] = {"/bin/probe", "hold-exe", "upd", "/tmp/fifo", "2"};
+  // The init's own exec (run) ...
+  for (const char* prog : {"/bin/upd", "/bin/elfupd"}) {
+    cfg["process"]["args"] = {prog, "-r", "/tmp/x"};
+    write_config(cfg);
+    RunResult r = rt({"run", "-b", bundle_, id("init")});
+    EXPECT_EQ(r.code, 127) << prog << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find("strata exec stub: not a program to run"), std::string::npos)
+        << prog << ": " << r.err;
+    EXPECT_EQ(r.err.find("strata-runtime: unknown"), std::string::npos) << "the runtime ran: " << r.err;
+  }
+  // ... and an exec child's.
+  cfg["process"]["args"] = {"/bin/probe", "sleep", "60"};
   std::string cid = id("exe");
   AsyncRun run = run_detached(cfg, cid);
-  // `exec` runs /bin/upd: the kernel executes /proc/self/exe of the exec child, i.e. the runtime,
-  // as `strata-runtime update /bin/upd -r /tmp/fifo`, which waits on the fifo inside.
-  RunResult e = rt({"exec", "-d", cid, "/bin/upd", "-r", "/tmp/fifo"});
-  EXPECT_EQ(e.code, 0) << e.err;
-  ASSERT_TRUE(run.wait_out("written", 15s)) << run.out() << run.err();
-  Json f = last_json(run.out());
-  EXPECT_GT(f["pid"].get<int>(), 0) << "the runtime never ran inside the container: " << f.dump();
-  EXPECT_EQ(f["open_errno"], 0) << "premise: the container holds the runtime's exe: " << f.dump();
-  EXPECT_EQ(f["written"], false) << f.dump();
-  EXPECT_TRUE(f["write_open_errno"] != 0 || f["write_errno"] != 0) << f.dump();
-  EXPECT_TRUE(read_file(runtime_) == original) << "the runtime binary was modified from inside the container";
+  ASSERT_TRUE(wait_status(cid, "running")) << run.err();
+  for (const char* prog : {"/bin/upd", "/bin/elfupd"}) {
+    RunResult e = rt({"exec", cid, prog, "-r", "/tmp/x"});
+    EXPECT_EQ(e.code, 127) << prog << ": " << e.out << e.err;
+    EXPECT_NE(e.err.find("strata exec stub: not a program to run"), std::string::npos)
+        << prog << ": " << e.err;
+  }
   EXPECT_EQ(rt({"delete", "--force", cid}).code, 0);
+  EXPECT_TRUE(read_file(runtime_) == original) << "the runtime binary was modified from inside the container";
 }
 
 TEST_F(SecurityTest, InitWaitingForStartIsNotReachableThroughProc) {
@@ -94,10 +129,51 @@ TEST_F(SecurityTest, InitWaitingForStartIsNotReachableThroughProc) {
   EXPECT_EQ(f["/proc/1/environ"]["open_errno"], EACCES);
   r = rt({"exec", cid, "/bin/probe", "write", "/proc/1/exe"});
   EXPECT_EQ(last_json(r.out)["/proc/1/exe"]["errno"], EACCES);
-  // Even a process allowed to trace (CAP_SYS_PTRACE) cannot open it for writing.
+  // A process allowed to trace (CAP_SYS_PTRACE) could open it: such an exec is refused until the
+  // container runs its own program.
   r = rt({"exec", "--cap", "CAP_SYS_PTRACE", cid, "/bin/probe", "write", "/proc/1/exe"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("a process with CAP_SYS_PTRACE could reach the runtime's binary through its init"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(rt({"delete", "--force", cid}).code, 0);
+
+  // A container whose own process may have CAP_SYS_PTRACE: the runtime re-executes itself from an
+  // unwritable copy before making it, so what its init's /proc/1/exe reaches cannot be written.
+  cfg["process"]["capabilities"]["bounding"].push_back("CAP_SYS_PTRACE");
+  write_config(cfg);
+  cid = id("ptraced");
+  RunResult c = rt({"create", "-b", bundle_, cid});
+  ASSERT_EQ(c.code, 0) << c.err;
+  r = rt({"exec", "--cap", "CAP_SYS_PTRACE", cid, "/bin/probe", "write", "/proc/1/exe"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  // Busy while the init executes it; on a read-only mount for when nothing does any more.
   int err = last_json(r.out)["/proc/1/exe"]["errno"];
   EXPECT_TRUE(err == EROFS || err == ETXTBSY) << r.out;
+  Json st = state(cid);
+  ASSERT_TRUE(st.is_object());
+  int exe = ::open(("/proc/" + std::to_string(st["pid"].get<int>()) + "/exe").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(exe, 0);
+  struct statvfs sv {};
+  EXPECT_EQ(::fstatvfs(exe, &sv), 0);
+  ::close(exe);
+  EXPECT_NE(sv.f_flag & ST_RDONLY, 0u) << "the init's image is a read-only view of the runtime";
+  EXPECT_EQ(rt({"delete", "--force", cid}).code, 0);
+}
+
+TEST_F(SecurityTest, AnExecWithPtraceMarksTheContainerForLaterExecs) {
+  Json cfg = base_config();
+  cfg["process"]["args"] = {"/bin/probe", "sleep", "60"};
+  std::string cid = id("marked");
+  AsyncRun run = run_detached(cfg, cid);
+  ASSERT_TRUE(wait_status(cid, "running")) << run.err();
+  std::string marker = root_ + "/" + cid + "/ptrace-exec";
+  ASSERT_EQ(rt({"exec", cid, "/bin/probe", "read", "/proc/1/status"}).code, 0);
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "a plain exec marks nothing";
+  RunResult r = rt({"exec", "--cap", "CAP_SYS_PTRACE", cid, "/bin/probe", "read", "/proc/1/status"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(marker)) << "later execs run from an unwritable runtime";
+  EXPECT_EQ(rt({"exec", cid, "/bin/probe", "read", "/proc/1/status"}).code, 0);
   EXPECT_EQ(rt({"delete", "--force", cid}).code, 0);
 }
 
