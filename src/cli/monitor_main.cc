@@ -207,9 +207,12 @@ int health_timer(long interval_ms) {
 }
 
 // Starts the health command with stdio on /dev/null (ours already are) and no signal blocked.
+// Our fds are close-on-exec but the foreground CLI's exit pipe, which must not be held open by
+// a check (the CLI waits for its EOF).
 pid_t spawn_health_check(const Options& o, const sigset_t& blocked) {
   pid_t pid = ::fork();
   if (pid == 0) {
+    if (o.exit_fd >= 0) ::close(o.exit_fd);
     sigprocmask(SIG_UNBLOCK, &blocked, nullptr);
     ::execv(o.health_argv[0], o.health_argv);
     _exit(127);
