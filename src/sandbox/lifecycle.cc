@@ -167,7 +167,8 @@ Status remove(const ContainerStore& store, const std::string& id, bool force) {
 
 Status start(const ContainerStore& store, const std::string& id, const LaunchOptions& opts) {
   ASSIGN_OR_RETURN(ContainerRecord rec, store.load(id));
-  // A monitor still running its cleanup (or a policy restart) finishes first.
+  if (store.state(rec) == RunState::kRunning) return ok();  // as podman: starting a running one is no error
+  // Exited: its monitor may still be running the cleanup (or a policy restart); that goes first.
   wait_monitor_gone(rec, std::chrono::seconds(15));
   ASSIGN_OR_RETURN(UniqueFd lock, store.lock(id));
   ASSIGN_OR_RETURN(rec, store.load(id));

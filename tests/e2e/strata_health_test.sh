@@ -143,8 +143,10 @@ expect_eq "stop" exited "$("${S[@]}" inspect again | jq -r '.[0].State.Status')"
 "${S[@]}" start again >/dev/null
 expect_eq "start: running again" running "$("${S[@]}" inspect again | jq -r '.[0].State.Status')"
 expect_eq "start: the same container (its log has three runs)" 3 "$("${S[@]}" logs again | grep -c '^run ')"
+t0=$(date +%s%N)
 "${S[@]}" start again >/dev/null
 expect_eq "start of a running container is no error (podman)" 0 "$?"
+check "... and returns at once" test $((($(date +%s%N) - t0) / 1000000)) -lt 3000
 "${S[@]}" rm -f again >/dev/null
 
 # --- bad input: a clear error, exit 125, no container --------------------------------------
