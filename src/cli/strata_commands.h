@@ -63,6 +63,20 @@ std::vector<std::string> command_words(CLI::App* sub);
 // re-executes the whole command from an unwritable copy of strata: returns ok() when nothing
 // was needed, an error if the re-exec failed (it does not return otherwise).
 Status guard_self(const Globals& g, const sandbox::ContainerConfig& c);
+// guard_self for the named containers, all before any is acted on (a re-exec starts the
+// command over); names that do not resolve are left to the command to report.
+Status guard_self_for(const Globals& g, const std::vector<std::string>& keys);
+
+// Opens the store, resolves a name or id, and calls f(store, id); a failure is printed and
+// returns 125.
+template <class F>
+int with_container(Globals& g, const std::string& key, F&& f) {
+  auto store = sandbox::ContainerStore::open(g.root);
+  if (!store) return fail(store.error());
+  auto id = store->resolve(key);
+  if (!id) return fail(id.error());
+  return f(*store, *id);
+}
 void add_image_commands(CLI::App& app, Globals& g);
 // strata image import | export | save | load (strata_image_archive.cc), under `image`.
 void add_image_archive_commands(CLI::App& image, Globals& g);

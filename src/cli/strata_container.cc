@@ -190,15 +190,6 @@ std::optional<std::chrono::seconds> seconds_flag(const std::optional<int>& s) {
   return std::chrono::seconds(std::max(0, *s));
 }
 
-template <class F>
-int with_container(Globals& g, const std::string& key, F&& f) {
-  auto store = ContainerStore::open(g.root);
-  if (!store) return fail(store.error());
-  auto id = store->resolve(key);
-  if (!id) return fail(id.error());
-  return f(*store, *id);
-}
-
 }  // namespace
 
 sandbox::LaunchOptions launch_options(const Globals& g) {
@@ -229,10 +220,6 @@ Status guard_self(const Globals& g, const sandbox::ContainerConfig& c) {
       "strata: a container with CAP_SYS_PTRACE (or without an exec stub)");
 }
 
-namespace {
-
-// guard_self for every named container before the command acts on any (a re-exec starts it
-// over); names that do not resolve are left to the command to report.
 Status guard_self_for(const Globals& g, const std::vector<std::string>& keys) {
   auto store = ContainerStore::open(g.root);
   if (!store) return ok();
@@ -243,8 +230,6 @@ Status guard_self_for(const Globals& g, const std::vector<std::string>& keys) {
   }
   return ok();
 }
-
-}  // namespace
 
 void add_container_commands(CLI::App& app, Globals& g) {
   auto* ps_all = new bool(false);

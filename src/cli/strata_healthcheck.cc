@@ -16,31 +16,17 @@ void add_healthcheck_commands(CLI::App& app, Globals& g) {
   CLI::App* run = hc->add_subcommand("run", "Run a container's health check once");
   run->add_option("container", *key, "Container name or id")->required();
   run->callback([&g, key] {
-    auto store = sandbox::ContainerStore::open(g.root);
-    if (!store) {
-      g.exit_code = fail(store.error());
+    if (Status st = guard_self_for(g, {*key}); !st.ok()) {
+      g.exit_code = fail(st.error());
       return;
     }
-    auto id = store->resolve(*key);
-    if (!id) {
-      g.exit_code = fail(id.error());
-      return;
-    }
-    if (auto rec = store->load(*id)) {
-      if (Status st = guard_self(g, rec->config); !st.ok()) {
-        g.exit_code = fail(st.error());
-        return;
-      }
-    }
-    auto state = sandbox::run_health_check(*store, *id);
-    if (!state) {
-      g.exit_code = fail(state.error());
-      return;
-    }
-    if (state->status != "healthy") {
+    g.exit_code = with_container(g, *key, [](const sandbox::ContainerStore& s, const std::string& id) {
+      auto state = sandbox::run_health_check(s, id);
+      if (!state) return fail(state.error());
+      if (state->status == "healthy") return 0;
       std::printf("%s\n", state->status.c_str());
-      g.exit_code = 1;
-    }
+      return 1;
+    });
   });
 }
 
