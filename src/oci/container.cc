@@ -421,8 +421,7 @@ Result<Created> create_impl(const RuntimeContext& ctx, const CreateOptions& opts
 }
 
 Status guard_runtime_exe(const RuntimeContext& ctx, bool reaches) {
-  if (!reaches && exec_stub_fd() >= 0) return ok();
-  if (self_is_unwritable()) return ok();
+  if (!must_run_unwritable(reaches)) return ok();
   std::string why = reaches
                         ? "its processes may hold CAP_SYS_PTRACE over the host (it has no user namespace), "
                           "so they could reach this program's binary through /proc/PID/exe"

@@ -137,6 +137,8 @@ bool reaches_runtime_exe(const Spec& spec, const std::optional<Capabilities>& ca
   return !spec.linux.has_namespace(NamespaceType::kUser) && caps && has_ptrace(*caps);
 }
 
+bool must_run_unwritable(bool reaches) { return (reaches || exec_stub_fd() < 0) && !self_is_unwritable(); }
+
 Error reexec_unwritable(char** argv) {
   UniqueFd exe(::open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
   if (!exe) return Error::sys("open /proc/self/exe");

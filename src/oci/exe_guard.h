@@ -36,6 +36,11 @@ bool self_is_unwritable();
 // user namespace does not reach processes made in the host's).
 bool reaches_runtime_exe(const Spec& spec, const std::optional<Capabilities>& caps);
 
+// Whether this process must run from an unwritable binary before it makes processes of a
+// container: when they may reach it (`reaches`, see above) or there is no exec stub, and it does
+// not already.
+bool must_run_unwritable(bool reaches);
+
 // Re-executes this process, same argv and environment, from an unwritable view of its binary:
 // as root, through a detached read-only bind mount of its directory (no copy; the mount goes
 // away with the last process executing it; runc 1.2's exeseal does the same with an overlay);

@@ -289,7 +289,7 @@ bool needs_unwritable_self(const ContainerConfig& c) {
   bool ptrace = false;
   if (auto caps = effective_capabilities(c.cap_add, c.cap_drop))
     ptrace = std::find(caps->begin(), caps->end(), "CAP_SYS_PTRACE") != caps->end();
-  return (ptrace || oci::exec_stub_fd() < 0) && !oci::self_is_unwritable();
+  return oci::must_run_unwritable(ptrace);
 }
 
 oci::RuntimeContext runtime_context(const ContainerStore& store) {
