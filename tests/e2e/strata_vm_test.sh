@@ -4,6 +4,7 @@
 # listed, paused, snapshotted, stopped and restored into a new VM that counts on, and bad input
 # leaves nothing behind.
 source "$(dirname "$0")/lib.sh"
+require_kvm
 src=${STRATA_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 bin=${STRATA_BIN_DIR:-$src/build/bin}
 guests=${STRATA_GUEST_DIR:-$bin/../guest}

@@ -5,6 +5,7 @@
 # each a 400 with a fault_message while the monitor keeps serving. Guests: the project's own
 # (guest/tests), which run under the KVM of these machines.
 source "$(dirname "$0")/lib.sh"
+require_kvm
 src=${STRATA_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 bin=${STRATA_BIN_DIR:-$src/build/bin}
 guests=${STRATA_GUEST_DIR:-$bin/../guest}

@@ -9,6 +9,7 @@
 #   hostile.elf garbage in every virtqueue: each device is marked NEEDS_RESET, the monitor logs
 #               it, stays alive and answers its API while the guest runs on
 source "$(dirname "$0")/lib.sh"
+require_kvm
 in_own_netns "$0" "$@"
 src=${STRATA_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 bin=${STRATA_BIN_DIR:-$src/build/bin}
