@@ -118,12 +118,14 @@ HookPlan make_hook_plan(const Hook& h) {
 }
 
 void finalize_plan(InitPlan& plan) {
-  plan.argv.clear();
-  for (auto& a : plan.args) plan.argv.push_back(a.data());
-  plan.argv.push_back(nullptr);
-  plan.envp.clear();
-  for (auto& e : plan.env) plan.envp.push_back(e.data());
-  plan.envp.push_back(nullptr);
+  // A NULL-terminated array of pointers into strings that stay put from here on.
+  auto pointers = [](std::vector<std::string>& strings, std::vector<char*>& out) {
+    out.clear();
+    for (auto& s : strings) out.push_back(s.data());
+    out.push_back(nullptr);
+  };
+  pointers(plan.args, plan.argv);
+  pointers(plan.env, plan.envp);
   plan.stub_argv.clear();
   if (plan.exec_stub_fd >= 0) {
     plan.stub_fds = (plan.sync_fd >= 0 ? std::to_string(plan.sync_fd) : std::string("-")) +
@@ -134,12 +136,8 @@ void finalize_plan(InitPlan& plan) {
   }
   for (auto* hooks : {&plan.create_container_hooks, &plan.start_container_hooks}) {
     for (auto& h : *hooks) {
-      h.argv.clear();
-      for (auto& a : h.args) h.argv.push_back(a.data());
-      h.argv.push_back(nullptr);
-      h.envp.clear();
-      for (auto& e : h.env) h.envp.push_back(e.data());
-      h.envp.push_back(nullptr);
+      pointers(h.args, h.argv);
+      pointers(h.env, h.envp);
     }
   }
 }
