@@ -2,7 +2,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <climits>
@@ -10,6 +12,7 @@
 #include <cstring>
 
 #include "base/fd.h"
+#include "base/strings.h"
 
 namespace strata::fs {
 
@@ -27,18 +30,163 @@ Status read_chunks(int fd, const std::string& what, const std::function<Status(c
   }
 }
 
-Result<std::string> read_file(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Error::sys("open " + path);
+namespace {
+
+Error too_big(const std::string& shown, size_t max_bytes) {
+  return Error("read " + shown + ": larger than " + std::to_string(max_bytes) + " bytes", EFBIG);
+}
+
+Error not_regular(const std::string& shown, mode_t mode) {
+  return Error("read " + shown + ": not a regular file (" + file_type_name(mode) + ")");
+}
+
+// fd is open for reading: the whole content, at most max_bytes.
+Result<std::string> read_regular(int fd, const std::string& shown, size_t max_bytes) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Error::sys("stat " + shown);
+  if (!S_ISREG(st.st_mode)) return not_regular(shown, st.st_mode);
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) return too_big(shown, max_bytes);
   std::string out;
+  // (/proc and sysfs files say 0 and are read to their end all the same.)
+  out.reserve(static_cast<size_t>(st.st_size));
   TRY(read_chunks(
-      fd.get(), path,
+      fd, shown,
       [&](const char* p, size_t n) -> Status {
+        if (n > max_bytes - out.size()) return too_big(shown, max_bytes);
         out.append(p, n);
         return ok();
       },
-      8192));
+      st.st_size > 0 && st.st_size < 64 * 1024 ? static_cast<size_t>(st.st_size) + 1 : 64 * 1024));
   return out;
+}
+
+int sys_openat2(int dirfd, const char* path, uint64_t flags, uint64_t resolve) {
+  struct open_how how {};
+  how.flags = flags | O_CLOEXEC;
+  how.resolve = resolve;
+  return static_cast<int>(::syscall(SYS_openat2, dirfd, path, &how, sizeof how));
+}
+
+constexpr uint64_t kInRoot = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+
+// The in-root form of a path for messages: absolute, as the container sees it.
+std::string in_root_name(std::string_view path) {
+  std::string out = "/";
+  while (!path.empty() && path.front() == '/') path.remove_prefix(1);
+  out += path;
+  return out;
+}
+
+// openat2 wants a relative path; "" (the root itself) becomes ".".
+std::string relative(std::string_view path) {
+  while (!path.empty() && path.front() == '/') path.remove_prefix(1);
+  return path.empty() ? std::string(".") : std::string(path);
+}
+
+}  // namespace
+
+Result<std::string> read_file(const std::string& path, size_t max_bytes) {
+  // O_NONBLOCK: opening a FIFO for reading would wait for a writer; O_NOCTTY: a terminal named
+  // here must not become ours.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (!fd) return Error::sys("open " + path);
+  return read_regular(fd.get(), path, max_bytes);
+}
+
+std::string file_type_name(mode_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG:
+      return "a regular file";
+    case S_IFDIR:
+      return "a directory";
+    case S_IFLNK:
+      return "a symlink";
+    case S_IFIFO:
+      return "a FIFO";
+    case S_IFSOCK:
+      return "a socket";
+    case S_IFCHR:
+      return "a character device";
+    case S_IFBLK:
+      return "a block device";
+    default:
+      return "an unknown file type";
+  }
+}
+
+Result<UniqueFd> open_in_root(int root_fd, std::string_view path, int flags) {
+  std::string rel = relative(path);
+  UniqueFd fd(sys_openat2(root_fd, rel.c_str(), static_cast<uint64_t>(flags) | O_PATH, kInRoot));
+  if (!fd) return Error::sys("open " + in_root_name(path) + " in the container's root");
+  return fd;
+}
+
+Result<std::string> read_file_in_root(int root_fd, std::string_view path, size_t max_bytes) {
+  ASSIGN_OR_RETURN(UniqueFd at, open_in_root(root_fd, path));
+  std::string shown = in_root_name(path) + " in the container's root";
+  struct stat st {};
+  if (::fstat(at.get(), &st) != 0) return Error::sys("stat " + shown);
+  if (!S_ISREG(st.st_mode)) return not_regular(shown, st.st_mode);
+  // Reopen the very inode that was checked for reading (never the path again: it may have
+  // been replaced in between).
+  std::string self = "/proc/self/fd/" + std::to_string(at.get());
+  UniqueFd fd(::open(self.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (!fd) return Error::sys("open " + shown);
+  return read_regular(fd.get(), shown, max_bytes);
+}
+
+namespace {
+
+// mkdir_in_root's walk; `links` counts the dangling symlinks followed (the kernel's 40).
+Result<UniqueFd> mkdir_in_root_at(int root_fd, const std::string& rel, mode_t mode, uid_t uid, gid_t gid,
+                                  int links) {
+  UniqueFd fd(sys_openat2(root_fd, rel.c_str(), O_PATH | O_DIRECTORY, kInRoot));
+  if (fd) return fd;
+  if (errno != ENOENT) return Error::sys("open " + in_root_name(rel) + " in the container's root");
+  // Component by component: each parent is resolved inside the root (so a symlink in the path
+  // is followed as the container would follow it, never out of it) and the missing child is
+  // made in it with mkdirat, which never follows a symlink in its last component.
+  UniqueFd parent(sys_openat2(root_fd, ".", O_PATH | O_DIRECTORY, kInRoot));
+  if (!parent) return Error::sys("open the container's root");
+  std::string prefix;
+  for (const auto& part : str::split(rel, '/')) {
+    if (part.empty() || part == ".") continue;
+    std::string parent_path = prefix;
+    prefix += prefix.empty() ? part : "/" + part;
+    UniqueFd next(sys_openat2(root_fd, prefix.c_str(), O_PATH | O_DIRECTORY, kInRoot));
+    if (!next && errno == ENOENT && part != "..") {
+      if (::mkdirat(parent.get(), part.c_str(), mode) == 0) {
+        if (uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) {
+          UniqueFd made(::openat(parent.get(), part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+          if (!made || ::fchownat(made.get(), "", uid, gid, AT_EMPTY_PATH) != 0)
+            return Error::sys("chown " + in_root_name(prefix) + " in the container's root");
+        }
+      } else if (errno == EEXIST) {
+        // A dangling symlink: its target is made, inside the root, as the container would
+        // see it made (podman's securejoin does the same).
+        char target[PATH_MAX];
+        ssize_t n = ::readlinkat(parent.get(), part.c_str(), target, sizeof target - 1);
+        if (n > 0) {
+          if (++links > 40) return Error("mkdir " + in_root_name(prefix) + " in the container's root", ELOOP);
+          std::string to(target, static_cast<size_t>(n));
+          std::string joined = to.front() == '/' ? to : parent_path + "/" + to;
+          TRY(mkdir_in_root_at(root_fd, relative(joined), mode, uid, gid, links));
+        }
+      } else {
+        return Error::sys("mkdir " + in_root_name(prefix) + " in the container's root");
+      }
+      next.reset(sys_openat2(root_fd, prefix.c_str(), O_PATH | O_DIRECTORY, kInRoot));
+    }
+    if (!next) return Error::sys("open " + in_root_name(prefix) + " in the container's root");
+    parent = std::move(next);
+  }
+  return parent;
+}
+
+}  // namespace
+
+Result<UniqueFd> mkdir_in_root(int root_fd, std::string_view path, mode_t mode, uid_t uid, gid_t gid) {
+  return mkdir_in_root_at(root_fd, relative(path), mode, uid, gid, 0);
 }
 
 static Status write_all(int fd, std::string_view data, const std::string& path) {

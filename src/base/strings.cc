@@ -51,6 +51,12 @@ std::optional<uint64_t> parse_uint(std::string_view s) {
   return v;
 }
 
+std::optional<uint32_t> parse_id(std::string_view s) {
+  auto v = parse_uint(s);
+  if (!v || *v > kMaxId) return std::nullopt;
+  return static_cast<uint32_t>(*v);
+}
+
 std::optional<int64_t> parse_size(std::string_view s) {
   if (s == "-1") return -1;
   std::string_view num = s;
