@@ -179,7 +179,8 @@ static int juint(struct json* j, unsigned* out) {
   const char* s = j->p;
   while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
     v = v * 10 + (unsigned)(*j->p - '0');
-    if (v > 0xfffffffeULL) return jfail(j, "number out of range (0..4294967294)");
+    /* Ids as everywhere in strata: 0..INT32_MAX ((uid_t)-1 is "unchanged" to setuid). */
+    if (v > 0x7fffffffULL) return jfail(j, "number out of range (0..2147483647)");
     j->p++;
   }
   if (j->p == s) return jfail(j, "expected a non-negative integer");

@@ -76,7 +76,9 @@ CapsPlan plan_capabilities(const std::optional<Capabilities>& caps) {
   return plan;
 }
 
-int apply_capabilities(const CapsPlan& plan, const char** step) {
+bool in_bounding_set(int cap) { return ::prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1; }
+
+int apply_capabilities(const CapsPlan& plan, const char** step, const char** detail) {
   // After setuid() with keepcaps, permitted survives but effective is empty; PR_CAPBSET_DROP
   // needs CAP_SETPCAP in effective, so bring effective back up to permitted first.
   __user_cap_data_struct current[2] = {};
@@ -93,6 +95,13 @@ int apply_capabilities(const CapsPlan& plan, const char** step) {
     }
   }
 
+  // What we do not hold cannot be granted: capset would say EPERM and nothing more.
+  if (uint64_t missing = (plan.permitted | plan.effective) & ~permitted) {
+    int cap = __builtin_ctzll(missing);
+    if (step != nullptr) *step = "grant capability";
+    if (detail != nullptr) *detail = capability_name(cap).data();
+    return -EPERM;
+  }
   if (raw_capset(plan.effective, plan.permitted, plan.inheritable) != 0) return fail(step, "capset");
 
   // Kernels before 4.3 have no ambient set: EINVAL is only an error if the spec needs one.

@@ -78,8 +78,11 @@ struct ExecOptions {
   std::vector<std::string> cap_add;
   bool no_new_privs = false;
   // The process's stdin, stdout and stderr; -1 inherits the caller's (runc's behaviour). A
-  // caller that captures a process's output (a health check) passes its own pipe here.
+  // caller that captures a process's output (a health check, `strata exec`) passes its own pipes.
   int stdio[3] = {-1, -1, -1};
+  // Without a terminal, the process leads a new session instead of joining the caller's (and
+  // its controlling terminal). runc's CLI keeps the caller's session; strata's does not.
+  bool new_session = false;
 };
 // `exec`: starts the process, then waits for it (its exit code, 128+N for death by signal N)
 // unless opts.detach.
@@ -92,6 +95,19 @@ struct ExecProcess {
   UniqueFd master;  // -t without --console-socket: the terminal's master side
 };
 Result<ExecProcess> start_exec(const RuntimeContext& ctx, const ExecOptions& opts);
+
+// Waits for the foreground process `pid` (the caller's child), forwarding the usual signals to
+// it, and relays its streams: with a terminal (master >= 0) the caller's stdin goes into it and
+// its output to fd 1; with pipes, the caller's fd 0 goes into stdin_w (which this function owns
+// and closes, at the caller's EOF or the process's) and stdout_r/stderr_r go to fds 1 and 2,
+// drained once the process exits. Returns the exit status (128+N for death by signal N).
+struct ForegroundIo {
+  int master = -1;
+  int stdin_w = -1;
+  int stdout_r = -1;
+  int stderr_r = -1;
+};
+int wait_foreground(pid_t pid, const ForegroundIo& io);
 
 // `features`: what this runtime supports (runtime-spec features.md).
 std::string features_json();

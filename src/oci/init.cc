@@ -260,7 +260,9 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
   // PR_SET_KEEPCAPS kept the permitted set across setuid; apply_capabilities raises effective
   // from it, drops the bounding set (which needs CAP_SETPCAP), then sets what the config asks.
   const char* step = "";
-  int r = apply_capabilities(plan.caps, &step);
+  const char* cap = nullptr;
+  int r = apply_capabilities(plan.caps, &step, &cap);
+  if (r < 0 && cap != nullptr) die(plan, step, -r, cap, "is not in the runtime's bounding set");
   if (r < 0) die(plan, step, -r);
   // runc's default when the config names none: never the caller's (conmon's, a shell's).
   ::umask(plan.umask ? *plan.umask : 022);
@@ -416,7 +418,11 @@ void run_hooks_in_child(const InitPlan& plan, const std::vector<HookPlan>& hooks
   if (setns_flags != 0 && ::setns(target_pidfd, setns_flags) != 0)
     die(plan, "enter container namespaces", errno);
   ::close(target_pidfd);
-  if (plan.terminal && plan.console_fd >= 0) set_console(plan, false);
+  if (plan.terminal && plan.console_fd >= 0) {
+    set_console(plan, false);
+  } else if (plan.new_session && ::setsid() < 0) {
+    die(plan, "setsid", errno);
+  }
   apply_rlimits(plan);
   char exe[PATH_MAX];
   resolve_and_report_ready(plan, exe, sizeof exe);

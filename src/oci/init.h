@@ -102,6 +102,9 @@ struct InitPlan {
   SeccompProgram seccomp;
   bool terminal = false;
   int console_fd = -1;  // connected --console-socket
+  // An exec'd process without a terminal leads a session of its own: the caller's controlling
+  // terminal (TIOCSTI, job control signals) stays out of its reach.
+  bool new_session = false;
   unsigned short console_rows = 0, console_cols = 0;
   int preserve_fds = 0;
   std::vector<HookPlan> create_container_hooks;  // run by the child, before pivot_root

@@ -31,9 +31,6 @@ Status start_impl(const StateStore& store, const ContainerState& st, const Spec&
 // Kills what is left, removes the cgroup, runs poststop hooks, removes the state.
 Status destroy_impl(const StateStore& store, const ContainerState& st, const Spec* spec);
 Result<Spec> load_saved_spec(const StateStore& store, const std::string& id);
-// Waits for a child, forwarding signals (and proxying a terminal when master_fd >= 0).
-// Returns the runc-style exit code.
-int wait_foreground(pid_t pid, int master_fd);
 Result<UniqueFd> connect_console_socket(const std::string& path);
 // A socketpair whose one end is handed to the init as its console socket; the other end
 // receives the pty master for a foreground run/exec with a terminal.

@@ -62,23 +62,64 @@ void copy_winsize(int from, int to) {
 
 }  // namespace
 
-int wait_foreground(pid_t pid, int master_fd) {
+namespace {
+
+// Copies what `from` has now to `to`; false at EOF or an error (a closed reader).
+bool pump(int from, int to) {
+  char buf[8192];
+  ssize_t k = ::read(from, buf, sizeof buf);
+  if (k < 0 && (errno == EINTR || errno == EAGAIN)) return true;
+  if (k <= 0) return false;
+  for (ssize_t off = 0; off < k;) {
+    ssize_t w = ::write(to, buf + off, static_cast<size_t>(k - off));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return true;  // our own output went away: keep draining the process
+    off += w;
+  }
+  return true;
+}
+
+// What is left in a stream once the process is gone: read until EOF or until nothing came for
+// 100 ms (a background process of the container may hold the pipe open for ever).
+void drain(int fd, int to) {
+  if (fd < 0) return;
+  for (;;) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) return;
+    if (!pump(fd, to)) return;
+  }
+}
+
+}  // namespace
+
+}  // namespace detail
+
+int wait_foreground(pid_t pid, const ForegroundIo& io) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGCHLD);
-  for (int s : kForwarded) sigaddset(&set, s);
+  for (int s : detail::kForwarded) sigaddset(&set, s);
+  // SIGPIPE is held too (not forwarded): a write into the stdin pipe of a process that closed
+  // it must be an EPIPE here, not the end of the caller. It is consumed before returning.
+  sigset_t blocked = set;
+  sigaddset(&blocked, SIGPIPE);
   sigset_t old;
-  ::sigprocmask(SIG_BLOCK, &set, &old);
+  ::sigprocmask(SIG_BLOCK, &blocked, &old);
   UniqueFd sfd(::signalfd(-1, &set, SFD_CLOEXEC));
   struct termios saved {};
   bool raw = false;
+  const int master_fd = io.master;
   if (master_fd >= 0 && ::isatty(0) && ::tcgetattr(0, &saved) == 0) {
     struct termios t = saved;
     ::cfmakeraw(&t);
     raw = ::tcsetattr(0, TCSANOW, &t) == 0;
-    copy_winsize(0, master_fd);
+    detail::copy_winsize(0, master_fd);
   }
-  bool stdin_open = master_fd >= 0;
+  // Where the caller's stdin goes: the terminal, or the process's stdin pipe.
+  int in_to = master_fd >= 0 ? master_fd : io.stdin_w;
+  bool stdin_open = in_to >= 0;
+  int out_r = master_fd >= 0 ? master_fd : io.stdout_r;
+  int err_r = master_fd >= 0 ? -1 : io.stderr_r;
   int status = 0;
   bool done = false;
   while (!done) {
@@ -88,56 +129,68 @@ int wait_foreground(pid_t pid, int master_fd) {
       if (r == pid) done = true;
     }
     if (done) break;
-    struct pollfd fds[3] = {{sfd.get(), POLLIN, 0}, {master_fd, POLLIN, 0}, {stdin_open ? 0 : -1, POLLIN, 0}};
-    int n = ::poll(fds, 3, -1);
+    struct pollfd fds[4] = {
+        {sfd.get(), POLLIN, 0}, {out_r, POLLIN, 0}, {err_r, POLLIN, 0}, {stdin_open ? 0 : -1, POLLIN, 0}};
+    int n = ::poll(fds, 4, -1);
     if (n < 0 && errno != EINTR) break;
     if (fds[0].revents & POLLIN) {
       struct signalfd_siginfo si {};
       if (::read(sfd.get(), &si, sizeof si) == sizeof si && si.ssi_signo != SIGCHLD) {
         if (si.ssi_signo == SIGWINCH && master_fd >= 0) {
-          copy_winsize(0, master_fd);
+          detail::copy_winsize(0, master_fd);
         } else {
           ::kill(pid, static_cast<int>(si.ssi_signo));
         }
       }
     }
-    char buf[8192];
-    if (master_fd >= 0 && (fds[1].revents & (POLLIN | POLLHUP))) {
-      ssize_t k = ::read(master_fd, buf, sizeof buf);
-      if (k > 0) {
-        ssize_t w = ::write(1, buf, static_cast<size_t>(k));
-        (void)w;
-      }
+    // A pipe at EOF stops being polled (the process closed it, or it ended).
+    if (out_r >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && !detail::pump(out_r, 1)) {
+      if (master_fd < 0) out_r = -1;
     }
-    if (stdin_open && (fds[2].revents & (POLLIN | POLLHUP))) {
+    if (err_r >= 0 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR)) && !detail::pump(err_r, 2)) err_r = -1;
+    if (stdin_open && (fds[3].revents & (POLLIN | POLLHUP | POLLERR))) {
+      char buf[8192];
       ssize_t k = ::read(0, buf, sizeof buf);
+      if (k < 0 && errno == EINTR) continue;
       if (k <= 0) {
         stdin_open = false;
-        char eot = 4;  // end of input on a terminal
-        ssize_t w = ::write(master_fd, &eot, 1);
-        (void)w;
-      } else {
-        ssize_t w = ::write(master_fd, buf, static_cast<size_t>(k));
-        (void)w;
+        if (master_fd >= 0) {
+          char eot = 4;  // end of input on a terminal
+          (void)!::write(master_fd, &eot, 1);
+        } else {
+          ::close(io.stdin_w);  // the process sees EOF
+        }
+      } else if (::write(in_to, buf, static_cast<size_t>(k)) < 0 && errno == EPIPE && master_fd < 0) {
+        stdin_open = false;  // the process closed its stdin
+        ::close(io.stdin_w);
       }
     }
   }
   if (master_fd >= 0) {
     // Drain what the process wrote last.
-    char buf[8192];
     ::fcntl(master_fd, F_SETFL, O_NONBLOCK);
-    ssize_t k;
-    while ((k = ::read(master_fd, buf, sizeof buf)) > 0) {
-      ssize_t w = ::write(1, buf, static_cast<size_t>(k));
-      (void)w;
+    while (detail::pump(master_fd, 1)) {
+      struct pollfd p = {master_fd, POLLIN, 0};
+      if (::poll(&p, 1, 0) <= 0) break;
     }
   }
+  detail::drain(out_r, 1);
+  detail::drain(err_r, 2);
+  if (stdin_open && master_fd < 0 && io.stdin_w >= 0) ::close(io.stdin_w);
   if (raw) ::tcsetattr(0, TCSANOW, &saved);
+  if (!sigismember(&old, SIGPIPE)) {
+    sigset_t pipe_only;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    struct timespec now {};
+    while (::sigtimedwait(&pipe_only, nullptr, &now) > 0) {
+    }
+  }
   ::sigprocmask(SIG_SETMASK, &old, nullptr);
-  return exit_code(status);
+  return detail::exit_code(status);
 }
 
-}  // namespace detail
+namespace detail {}  // namespace detail
 
 Result<int> run_container(const RuntimeContext& ctx, const CreateOptions& in, bool detach, bool keep) {
   CreateOptions opts = in;
@@ -170,7 +223,7 @@ Result<int> run_container(const RuntimeContext& ctx, const CreateOptions& in, bo
   }
   if (detach) return 0;
   auto t0 = std::chrono::steady_clock::now();
-  int code = detail::wait_foreground(c->pid, master.get());
+  int code = wait_foreground(c->pid, ForegroundIo{master.get()});
   auto t1 = std::chrono::steady_clock::now();
   if (keep) return code;
   Status d = detail::destroy_impl(store, st, &spec);
@@ -184,17 +237,22 @@ Result<int> run_container(const RuntimeContext& ctx, const CreateOptions& in, bo
 
 namespace {
 
+// "UID[:GID]", each 0 to str::kMaxId: (uid_t)-1 would mean "unchanged" to setresuid.
 Result<std::pair<uid_t, gid_t>> parse_user(const std::string& u) {
   auto parts = str::split(u, ':');
-  auto uid = str::parse_uint(parts[0]);
-  if (!uid || parts.size() > 2) return Error("--user " + u + ": expected UID[:GID] (numbers)");
+  auto bad = [&] {
+    return Error("--user " + u.substr(0, 64) + ": expected UID[:GID], numbers from 0 to " +
+                 std::to_string(str::kMaxId));
+  };
+  auto uid = str::parse_id(parts[0]);
+  if (!uid || parts.size() > 2) return bad();
   gid_t gid = 0;
   if (parts.size() == 2) {
-    auto g = str::parse_uint(parts[1]);
-    if (!g) return Error("--user " + u + ": expected UID[:GID] (numbers)");
-    gid = static_cast<gid_t>(*g);
+    auto g = str::parse_id(parts[1]);
+    if (!g) return bad();
+    gid = *g;
   }
-  return std::pair<uid_t, gid_t>{static_cast<uid_t>(*uid), gid};
+  return std::pair<uid_t, gid_t>{*uid, gid};
 }
 
 // Namespaces of `pid` that differ from ours, as CLONE_NEW* flags.
@@ -241,8 +299,10 @@ Result<ExecProcess> start_exec(const RuntimeContext& ctx, const ExecOptions& opt
       proc.user.gid = ug.second;
     }
     for (const auto& g : opts.additional_gids) {
-      auto v = str::parse_uint(g);
-      if (!v) return Error("--additional-gids " + g + ": expected a number");
+      auto v = str::parse_id(g);
+      if (!v)
+        return Error("--additional-gids " + g.substr(0, 64) + ": expected a number from 0 to " +
+                     std::to_string(str::kMaxId));
       proc.user.additional_gids.push_back(static_cast<uint32_t>(*v));
     }
     for (const auto& cap : opts.cap_add) {
@@ -283,6 +343,7 @@ Result<ExecProcess> start_exec(const RuntimeContext& ctx, const ExecOptions& opt
   {
     TRY(plan_process(proc, spec.linux.seccomp, plan, ctx.root + "/.seccomp-cache"));
     plan.preserve_fds = opts.preserve_fds;
+    plan.new_session = opts.new_session && !proc.terminal;
     plan.in_userns = spec.linux.has_namespace(NamespaceType::kUser);
     // In a user namespace whose setgroups is denied (rootless), groups cannot be changed.
     auto sg = fs::read_file("/proc/" + std::to_string(st.pid) + "/setgroups");
@@ -367,7 +428,7 @@ Result<int> exec_container(const RuntimeContext& ctx, const ExecOptions& opts) {
   ASSIGN_OR_RETURN(ExecProcess p, start_exec(ctx, opts));
   TRY(detail::write_pid_file(opts.pid_file, p.pid));
   if (opts.detach) return 0;
-  return detail::wait_foreground(p.pid, p.master.get());
+  return wait_foreground(p.pid, ForegroundIo{p.master.get()});
 }
 
 Result<Resources> parse_resources(std::string_view json_text) {

@@ -15,6 +15,7 @@
 
 #include "base/fd.h"
 #include "base/fs.h"
+#include "base/strings.h"
 #include "oci/json_reader.h"
 #include "oci/names.h"
 #include "oci/spec_internal.h"
@@ -57,7 +58,15 @@ Status parse_user(const Json& v, const std::string& path, User& out) {
     return Error(r.path_of("umask") + ": " + std::to_string(*out.umask) + " is not a umask (0..0777)");
   TRY(r.read("additionalGids", out.additional_gids));
   TRY(r.refuse("username", "not supported on Linux (Windows only)"));
-  return r.finish();
+  TRY(r.finish());
+  // (uid_t)-1 is "unchanged" to setresuid: 4294967295 would leave the process root. runc
+  // refuses every id past INT32_MAX.
+  using spec_internal::check_id;
+  TRY(check_id(out.uid, r.path_of("uid")));
+  TRY(check_id(out.gid, r.path_of("gid")));
+  for (size_t i = 0; i < out.additional_gids.size(); ++i)
+    TRY(check_id(out.additional_gids[i], json_reader::element_path(r.path_of("additionalGids"), i)));
+  return ok();
 }
 
 Status parse_capability_set(ObjectReader& r, std::string_view key, std::vector<int>& out) {
@@ -541,6 +550,13 @@ bool has_dotdot(std::string_view p) {
     i = j + 1;
   }
   return false;
+}
+
+Status check_id(uint64_t id, const std::string& path) {
+  if (id > str::kMaxId)
+    return Error(path + ": " + std::to_string(id) + " is out of range (ids are 0 to " +
+                 std::to_string(str::kMaxId) + ")");
+  return ok();
 }
 
 }  // namespace spec_internal

@@ -19,5 +19,7 @@ Status parse_linux(const json_reader::Json& v, const std::string& path, Linux& o
 bool is_absolute(const std::string& p);
 // True when a '/'-separated component of p is "..".
 bool has_dotdot(std::string_view p);
+// A user or group id: 0 to str::kMaxId (runc's limit; (uid_t)-1 means "unchanged" to the kernel).
+Status check_id(uint64_t id, const std::string& path);
 
 }  // namespace strata::oci::spec_internal

@@ -85,10 +85,14 @@ Status parse_id_mappings(const Json& v, const std::string& path, std::vector<IdM
     TRY(r.read_required("size", m.size));
     TRY(r.finish());
     if (m.size == 0) return Error(r.path_of("size") + ": must be greater than zero");
-    // Ids are 32 bits; a range may end at 2^32 but not past it.
-    constexpr uint64_t kIdSpace = uint64_t{1} << 32;
+    // The first ids are ids like any other (0 to kMaxId, as runc); a range may run past that
+    // (a whole-space mapping), but never onto 4294967295, which is (uid_t)-1 and no id at all
+    // (the kernel refuses it with a bare EINVAL).
+    TRY(check_id(m.container_id, r.path_of("containerID")));
+    TRY(check_id(m.host_id, r.path_of("hostID")));
+    constexpr uint64_t kIdSpace = (uint64_t{1} << 32) - 1;
     if (uint64_t{m.container_id} + m.size > kIdSpace || uint64_t{m.host_id} + m.size > kIdSpace)
-      return Error(p + ": range runs past the 32-bit id space");
+      return Error(p + ": range runs onto id 4294967295 ((uid_t)-1, not an id)");
     // The kernel refuses overlapping lines in uid_map with a bare EINVAL; say which.
     for (size_t j = 0; j < out.size(); ++j) {
       if (ranges_overlap(m.container_id, m.size, out[j].container_id, out[j].size))
@@ -125,6 +129,8 @@ Status parse_devices(const Json& v, const std::string& path, std::vector<Device>
     TRY(r.read("uid", d.uid));
     TRY(r.read("gid", d.gid));
     TRY(r.finish());
+    if (d.uid) TRY(check_id(*d.uid, r.path_of("uid")));
+    if (d.gid) TRY(check_id(*d.gid, r.path_of("gid")));
     if (type.size() != 1 || std::string_view("cbup").find(type[0]) == std::string_view::npos)
       return Error(r.path_of("type") + ": unknown device type " + quote(type) + " (expected c, b, u or p)");
     d.type = type[0];

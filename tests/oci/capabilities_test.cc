@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,6 +64,7 @@ TEST(CapabilitiesTest, CapabilitiesTheKernelLacksAreLeftOut) {
 struct Report {
   int rc = 0;
   char step[64] = {};
+  char detail[64] = {};
   char status[8192] = {};
 };
 
@@ -77,9 +79,11 @@ Report apply_in_child(const CapsPlan& plan, F before) {
     ::close(fds[0]);
     Report r;
     const char* step = "";
+    const char* detail = "";
     r.rc = before();
-    if (r.rc == 0) r.rc = apply_capabilities(plan, &step);
+    if (r.rc == 0) r.rc = apply_capabilities(plan, &step, &detail);
     std::strncpy(r.step, step, sizeof(r.step) - 1);
+    std::strncpy(r.detail, detail, sizeof(r.detail) - 1);
     int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
       ssize_t n = ::read(fd, r.status, sizeof(r.status) - 1);
@@ -183,6 +187,26 @@ TEST(CapabilitiesTest, FailureNamesTheStep) {
   });
   EXPECT_EQ(r.rc, -EPERM);
   EXPECT_STREQ(r.step, "drop bounding capability");
+}
+
+// A capability this process does not hold (CAP_SYS_RESOURCE on these machines' root) is named,
+// not capset's bare EPERM.
+TEST(CapabilitiesTest, ACapabilityNotHeldIsNamed) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (CAP_SETPCAP)";
+  Report r = apply_in_child(plan_of({CAP_CHOWN, CAP_SYS_RESOURCE}, {CAP_CHOWN, CAP_SYS_RESOURCE}), [] {
+    // Lose it first (bounding and permitted), as a machine whose root lacks it has.
+    if (::prctl(PR_CAPBSET_DROP, CAP_SYS_RESOURCE, 0, 0, 0) != 0) return -errno;
+    __user_cap_header_struct h{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct d[2] = {};
+    if (::syscall(SYS_capget, &h, d) != 0) return -errno;
+    d[0].permitted &= ~(1u << CAP_SYS_RESOURCE);
+    d[0].effective &= ~(1u << CAP_SYS_RESOURCE);
+    if (::syscall(SYS_capset, &h, d) != 0) return -errno;
+    return 0;
+  });
+  EXPECT_EQ(r.rc, -EPERM);
+  EXPECT_STREQ(r.step, "grant capability");
+  EXPECT_STREQ(r.detail, "CAP_SYS_RESOURCE");
 }
 
 }  // namespace

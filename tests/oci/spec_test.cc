@@ -481,6 +481,26 @@ TEST(SpecProcessTest, CapabilitiesBecomeNumbers) {
   EXPECT_TRUE(spec->process->capabilities);
 }
 
+// (uid_t)-1 is "unchanged" to setresuid: a config asking for uid 4294967295 would run as the
+// runtime's root. runc refuses every id past INT32_MAX; so do we, wherever an id is taken.
+TEST(SpecProcessTest, UserIdsPastInt32MaxAreRefused) {
+  EXPECT_EQ(refusal(with(R"({"process": {"user": {"uid": 4294967295, "gid": 0}}})")),
+            "process.user.uid: 4294967295 is out of range (ids are 0 to 2147483647)");
+  EXPECT_EQ(refusal(with(R"({"process": {"user": {"uid": 0, "gid": 4294967295}}})")),
+            "process.user.gid: 4294967295 is out of range (ids are 0 to 2147483647)");
+  EXPECT_EQ(
+      refusal(with(R"({"process": {"user": {"uid": 0, "gid": 0, "additionalGids": [1, 2147483648]}}})")),
+      "process.user.additionalGids[1]: 2147483648 is out of range (ids are 0 to 2147483647)");
+  EXPECT_TRUE(parse(with(R"({"process": {"user": {"uid": 2147483647, "gid": 2147483647}}})")).ok());
+  auto exec = parse_process(R"({"user": {"uid": 4294967295, "gid": 0}, "args": ["sh"], "cwd": "/"})");
+  ASSERT_FALSE(exec.ok());
+  EXPECT_NE(exec.error().message().find("out of range"), std::string::npos);
+  EXPECT_NE(refusal(with(R"({"linux": {"devices": [{"type": "c", "path": "/dev/x", "major": 1, "minor": 3,
+      "uid": 4294967295}]}})"))
+                .find("uid: 4294967295 is out of range"),
+            std::string::npos);
+}
+
 TEST(SpecProcessTest, Rlimits) {
   auto spec = parse(with(R"({"process": {"rlimits": [{"type": "RLIMIT_NOFILE", "hard": 4096, "soft": 1024},
       {"type": "RLIMIT_CORE", "hard": 18446744073709551615, "soft": 18446744073709551615}]}})"));
@@ -560,7 +580,13 @@ TEST(SpecLinuxTest, IdMappings) {
   EXPECT_EQ(refusal(user_ns(R"([{"containerID": 0, "hostID": 1}])", one)),
             "linux.uidMappings[0].size: required");
   EXPECT_EQ(refusal(user_ns(R"([{"containerID": 1, "hostID": 4294967295, "size": 2}])", one)),
-            "linux.uidMappings[0]: range runs past the 32-bit id space");
+            "linux.uidMappings[0].hostID: 4294967295 is out of range (ids are 0 to 2147483647)");
+  EXPECT_EQ(refusal(user_ns(R"([{"containerID": 2147483648, "hostID": 0, "size": 1}])", one)),
+            "linux.uidMappings[0].containerID: 2147483648 is out of range (ids are 0 to 2147483647)");
+  EXPECT_EQ(refusal(user_ns(R"([{"containerID": 0, "hostID": 2147483647, "size": 2147483649}])", one)),
+            "linux.uidMappings[0]: range runs onto id 4294967295 ((uid_t)-1, not an id)");
+  // The widest mapping that stays clear of (uid_t)-1.
+  EXPECT_TRUE(parse(user_ns(R"([{"containerID": 0, "hostID": 0, "size": 4294967295}])", one)).ok());
   EXPECT_EQ(
       refusal(user_ns(R"([{"containerID": 0, "hostID": 10, "size": 10}, {"containerID": 5, "hostID": 100,
       "size": 1}])",
