@@ -3,9 +3,12 @@
 // ownership, modes, xattrs, hard links and special files come out as they are on disk.
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,17 +19,31 @@
 #include "base/fd.h"
 #include "base/fs.h"
 #include "image/archive.h"
+#include "image/overlay.h"
 #include "image/archive_tar.h"
+#include "image/shown_name.h"
 
 namespace strata::image {
 
 namespace {
 constexpr size_t kBlock = 1 << 20;
+
+// A file of the tree for reading: beneath root_fd, no symlink followed on the way, not blocking.
+// Mount points are crossed (unlike detail::open_beneath): a file the container had bind-mounted
+// (its /etc/hosts) is exported as before; the walk itself does not descend into mounts.
+int open_in_tree(int root_fd, const char* rel) {
+  open_how how{};
+  how.flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  return static_cast<int>(::syscall(SYS_openat2, root_fd, rel, &how, sizeof how));
+}
 }  // namespace
 
 Status export_tree(const std::string& dir, int out_fd) {
   std::string what = "export " + dir;
   if (!fs::is_dir(dir)) return Error(what + ": not a directory", ENOTDIR);
+  UniqueFd root(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return Error::sys(what + ": open");
   tar::ReadPtr disk(archive_read_disk_new());
   if (!disk) return Error(what + ": allocate disk reader", ENOMEM);
   archive_read_disk_set_symlink_physical(disk.get());
@@ -62,19 +79,26 @@ Status export_tree(const std::string& dir, int out_fd) {
                                    ("." + h.substr(dir.back() == '/' ? dir.size() - 1 : dir.size())).c_str());
     }
     if (archive_write_header(out.get(), e) < ARCHIVE_WARN)
-      return tar::archive_error(out.get(), what + ": write entry " + rel);
+      return tar::archive_error(out.get(), what + ": write entry " + shown_name(rel));
     if (archive_entry_filetype(e) != AE_IFREG || archive_entry_size(e) == 0 || archive_entry_hardlink(e))
       continue;
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd) return Error::sys(what + ": open " + path);
+    // A running container can swap a directory on this path for a symlink (to "/") between
+    // the walk and this open: resolved beneath the tree's fd, following no symlink, the open
+    // fails instead of reading a host file into the archive. Non-blocking and checked, since
+    // the regular file seen by the walk may be a FIFO by now.
+    UniqueFd fd(open_in_tree(root.get(), rel.size() > 2 ? rel.c_str() + 2 : "."));
+    if (!fd) return Error::sys(what + ": open " + shown_name(rel));
+    struct stat sb {};
+    if (::fstat(fd.get(), &sb) != 0) return Error::sys(what + ": stat " + shown_name(rel));
+    if (!S_ISREG(sb.st_mode)) return Error(what + ": " + shown_name(rel) + " is no longer a regular file");
     int64_t left = archive_entry_size(e);
     while (left > 0) {
       ssize_t n = ::read(fd.get(), buf.data(), std::min<size_t>(buf.size(), static_cast<size_t>(left)));
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return Error::sys(what + ": read " + path);
+      if (n < 0) return Error::sys(what + ": read " + shown_name(rel));
       if (n == 0) break;  // shrank while we read: libarchive pads the entry
       if (archive_write_data(out.get(), buf.data(), static_cast<size_t>(n)) < 0)
-        return tar::archive_error(out.get(), what + ": write " + rel);
+        return tar::archive_error(out.get(), what + ": write " + shown_name(rel));
       left -= n;
     }
   }
@@ -89,11 +113,6 @@ Status export_layers(const std::vector<std::string>& top_first, int out_fd) {
   // One layer is its own merged view (whiteouts mean nothing in the bottom layer); an overlay
   // without an upper directory needs two lower ones.
   if (top_first.size() == 1) return export_tree(top_first[0], out_fd);
-  std::string lower;
-  for (const auto& d : top_first) lower += (lower.empty() ? "" : ":") + d;
-  std::string opts = "lowerdir=" + lower;
-  if (opts.size() >= 4000)
-    return Error("export: overlay options for " + std::to_string(top_first.size()) + " layers exceed a page");
   char tmpl[] = "/tmp/strata-export.XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) return Error::sys("export: mkdtemp");
   std::string mnt = tmpl;
@@ -120,9 +139,8 @@ Status export_layers(const std::vector<std::string>& top_first, int out_fd) {
     if (::unshare(CLONE_NEWNS) != 0) report(Error::sys("export: unshare the mount namespace"));
     if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
       report(Error::sys("export: make the mounts private"));
-    if (::mount("overlay", mnt.c_str(), "overlay", MS_RDONLY, opts.c_str()) != 0)
-      report(Error::sys("export: mount a read-only overlay of " + std::to_string(top_first.size()) +
-                        " layers on " + mnt));
+    // (No upper directory: the overlay is read-only.)
+    if (Status m = mount_overlay(top_first, "", "", mnt); !m.ok()) report(m.error().context("export"));
     Status st = export_tree(mnt, out_fd);
     if (!st.ok()) report(st.error());
     ::_exit(0);

@@ -22,6 +22,7 @@
 #include "base/rfc3339.h"
 #include "image/archive.h"
 #include "image/archive_tar.h"
+#include "image/shown_name.h"
 
 namespace strata::image {
 
@@ -64,6 +65,18 @@ class Source {
   std::map<std::string, std::string> links_;  // name -> target name
 };
 
+// A staged file (ours) or a file of a layout directory (the user's), for reading: a regular file
+// still, opened without blocking (a FIFO swapped in since find() looked would hang the load).
+Result<UniqueFd> open_staged(const Staged& st) {
+  UniqueFd fd(::open(st.path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return Error::sys("open " + st.path);
+  struct stat sb {};
+  if (::fstat(fd.get(), &sb) != 0) return Error::sys("stat " + st.path);
+  if (!S_ISREG(sb.st_mode))
+    return Error(st.path + ": not a regular file (" + fs::file_type_name(sb.st_mode) + ")");
+  return fd;
+}
+
 // The archive name a relative symlink at `name` points to; one that climbs above the archive's
 // root is refused rather than clamped, it can only be a crafted archive.
 Result<std::string> link_target(const std::string& name, std::string_view target) {
@@ -79,8 +92,8 @@ Result<std::string> link_target(const std::string& name, std::string_view target
     std::string_view part = target.substr(i, j - i);
     if (part == "..") {
       if (parts.empty())
-        return Error("read archive: entry \"" + name + "\": symlink to \"" + std::string(target) +
-                     "\" escapes the archive");
+        return Error("read archive: entry " + shown_name(name) + ": symlink to " + shown_name(target) +
+                     " escapes the archive");
       parts.pop_back();
     } else if (!part.empty() && part != ".") {
       parts.emplace_back(part);
@@ -105,7 +118,7 @@ Result<Source> Source::from_tar(int fd, const std::string& staging_dir) {
       return Error("read archive: more than " + std::to_string(kMaxEntries) + " entries");
     const char* raw = archive_entry_pathname(e);
     ASSIGN_OR_RETURN(std::string name, tar::entry_name(raw != nullptr ? raw : ""));
-    std::string what = "read archive: entry \"" + name + "\"";
+    std::string what = "read archive: entry " + shown_name(name);
     if (s.files_.count(name) != 0 || s.links_.count(name) != 0) return Error(what + ": appears twice");
     if (const char* hl = archive_entry_hardlink(e)) {
       ASSIGN_OR_RETURN(s.links_[name], tar::entry_name(hl));
@@ -131,7 +144,7 @@ Result<Source> Source::from_tar(int fd, const std::string& staging_dir) {
 }
 
 Status Source::stage(archive* a, archive_entry* e, const std::string& name, const std::string& staging_dir) {
-  std::string what = "read archive: entry \"" + name + "\"";
+  std::string what = "read archive: entry " + shown_name(name);
   int64_t want = archive_entry_size(e);
   if (want < 0 || want > kMaxEntryBytes)
     return Error(what + ": size " + std::to_string(want) + " out of bounds");
@@ -178,18 +191,18 @@ Result<Staged> Source::find(const std::string& name) const {
   for (int hop = 0; hop <= kMaxLinkHops; hop++) {
     if (auto f = files_.find(cur); f != files_.end()) return f->second;
     auto l = links_.find(cur);
-    if (l == links_.end()) return Error("archive has no file \"" + name + "\"", ENOENT);
+    if (l == links_.end()) return Error("archive has no file " + shown_name(name), ENOENT);
     cur = l->second;
   }
-  return Error("archive file \"" + name + "\": too many levels of links", ELOOP);
+  return Error("archive file " + shown_name(name) + ": too many levels of links", ELOOP);
 }
 
 Result<std::string> Source::read(const std::string& name, size_t max) const {
   ASSIGN_OR_RETURN(Staged st, find(name));
   if (st.size > static_cast<int64_t>(max))
-    return Error("archive file \"" + name + "\": " + std::to_string(st.size) +
+    return Error("archive file " + shown_name(name) + ": " + std::to_string(st.size) +
                  " bytes is over the limit of " + std::to_string(max));
-  return fs::read_file(st.path);
+  return fs::read_file(st.path, max);
 }
 
 Result<Staged> Source::blob(const Descriptor& d) const {
@@ -294,10 +307,19 @@ Result<Plan> plan_docker_entry(const Source& src, const nlohmann::json& e) {
   for (size_t i = 0; i < layers.size(); i++) {
     ASSIGN_OR_RETURN(Staged st, src.find(layers[i]));
     if (st.digest.empty()) {  // a file of a directory, not hashed while staging
-      ASSIGN_OR_RETURN(st.digest, sha256_file(st.path));
+      ASSIGN_OR_RETURN(UniqueFd in, open_staged(st));
+      Sha256 h;
+      TRY(fs::read_chunks(
+          in.get(), st.path,
+          [&](const char* p, size_t n) {
+            h.update(p, n);
+            return ok();
+          },
+          kBlock));
+      st.digest = h.digest();
     }
     if (st.digest != cfg.diff_ids[i])
-      return Error("layer \"" + layers[i] + "\": content has digest " + st.digest +
+      return Error("layer " + shown_name(layers[i]) + ": content has digest " + st.digest +
                    ", the config's diff_id is " + cfg.diff_ids[i]);
     layer_descs.push_back({{"mediaType", media_type::kOciLayer}, {"digest", st.digest}, {"size", st.size}});
     p.files[st.digest] = st;
@@ -362,8 +384,7 @@ class Transaction {
     if (w.already_present()) return ok();
     if (w.offset() > 0) TRY(w.restart());
     added_.push_back(digest);
-    UniqueFd in(::open(st.path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!in) return Error::sys("open " + st.path);
+    ASSIGN_OR_RETURN(UniqueFd in, open_staged(st));
     // A failed copy must not leave partial data that a later pull would resume from.
     Cleanup discard([&] { (void)w.restart(); });
     TRY(fs::read_chunks(
@@ -395,8 +416,7 @@ class Transaction {
         (void)svc_.remove(name);
     }
     auto gone = svc_.content().remove_unreferenced(added_);
-    if (gone)
-      for (const auto& d : *gone) (void)fs::remove_tree(svc_.layer_dir(d));
+    if (gone) svc_.remove_layers(*gone, {});
   }
 
   ImageService& svc_;

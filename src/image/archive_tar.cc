@@ -8,6 +8,7 @@
 
 #include "base/fd.h"
 #include "base/fs.h"
+#include "image/shown_name.h"
 
 namespace strata::image::tar {
 
@@ -26,23 +27,23 @@ Error archive_error(archive* a, std::string_view step) {
 }
 
 Result<std::string> entry_name(std::string_view raw) {
-  std::string quoted = "entry \"" + std::string(raw) + "\"";
+  auto quoted = [&] { return "entry " + shown_name(raw); };
   if (raw.empty()) return Error("empty entry name");
-  if (raw.front() == '/') return Error(quoted + ": absolute path");
+  if (raw.front() == '/') return Error(quoted() + ": absolute path");
   std::string out;
   size_t i = 0;
   while (i <= raw.size()) {
     size_t j = raw.find('/', i);
     if (j == std::string_view::npos) j = raw.size();
     std::string_view part = raw.substr(i, j - i);
-    if (part == "..") return Error(quoted + ": path escapes the archive");
+    if (part == "..") return Error(quoted() + ": path escapes the archive");
     if (!part.empty() && part != ".") {
       if (!out.empty()) out.push_back('/');
       out.append(part);
     }
     i = j + 1;
   }
-  if (out.empty()) return Error(quoted + ": names no file");
+  if (out.empty()) return Error(quoted() + ": names no file");
   return out;
 }
 

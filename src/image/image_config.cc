@@ -6,6 +6,7 @@
 
 #include "base/digest.h"
 #include "base/strings.h"
+#include "image/shown_name.h"
 #include "oci/json_reader.h"
 
 namespace strata::image {
@@ -25,9 +26,9 @@ Result<std::string> normalize_port(const std::string& key, const std::string& pa
   }
   auto n = str::parse_uint(port);
   if (!n || *n == 0 || *n > 65535 || port.front() == '+')
-    return Error(path + ": port \"" + std::string(port) + "\" is not a number in 1..65535");
+    return Error(path + ": port " + shown_name(port) + " is not a number in 1..65535");
   if (proto != "tcp" && proto != "udp" && proto != "sctp")
-    return Error(path + ": protocol \"" + std::string(proto) + "\" is not tcp, udp or sctp");
+    return Error(path + ": protocol " + shown_name(proto) + " is not tcp, udp or sctp");
   return std::to_string(*n) + "/" + std::string(proto);
 }
 
@@ -82,7 +83,7 @@ Status parse_run_config(const Json& v, ImageConfig& c) {
   ASSIGN_OR_RETURN(c.volumes, read_key_set(r, "Volumes"));
   for (const auto& vol : c.volumes)
     if (vol.empty() || vol.front() != '/')
-      return Error(r.path_of("Volumes") + ": \"" + vol + "\" is not an absolute path");
+      return Error(r.path_of("Volumes") + ": " + shown_name(vol) + " is not an absolute path");
   if (const Json* h = r.find("Healthcheck")) {
     ASSIGN_OR_RETURN(Healthcheck hc, parse_healthcheck(*h, r.path_of("Healthcheck")));
     c.healthcheck = std::move(hc);
@@ -109,7 +110,7 @@ Result<ImageConfig> parse_config(std::string_view body) {
   ASSIGN_OR_RETURN(auto rootfs, ObjectReader::open(*rootfs_json, "rootfs"));
   std::string type;
   TRY(rootfs.read_required("type", type));
-  if (type != "layers") return Error("rootfs.type: \"" + type + "\" is not \"layers\"");
+  if (type != "layers") return Error("rootfs.type: " + shown_name(type) + " is not \"layers\"");
   ASSIGN_OR_RETURN(const Json* ids, rootfs.require("diff_ids"));
   TRY(jr::get(*ids, "rootfs.diff_ids", c.diff_ids));
   for (size_t i = 0; i < c.diff_ids.size(); ++i)

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,14 +10,24 @@
 #include <mutex>
 #include <thread>
 
+#include "base/cleanup.h"
 #include "base/digest.h"
 #include "base/fs.h"
 #include "base/log.h"
+#include "image/file_lock.h"
 #include "image/unpack.h"
 
 namespace strata::image {
 
 namespace {
+
+// A layer's lock without waiting: nullopt while an unpack or a removal of the layer holds it.
+// No lock file means nobody does (an empty FileLock then).
+std::optional<detail::FileLock> lock_if_idle(const std::string& path) {
+  auto lock = detail::FileLock::try_existing(path);
+  if (!lock || (!lock->held() && fs::exists(path))) return std::nullopt;
+  return std::move(*lock);
+}
 
 std::string random_suffix() {
   uint64_t r = 0;
@@ -45,41 +54,64 @@ std::string ImageService::layer_dir(const std::string& layer_digest) const {
   return root_ + "/layers/sha256/" + std::string(digest_hex(layer_digest));
 }
 
-Status ImageService::ensure_unpacked(const Descriptor& layer) {
+std::string ImageService::diff_id_path(const std::string& layer_digest) const {
+  return layer_dir(layer_digest) + ".diff_id";
+}
+
+Status ImageService::ensure_unpacked(const Descriptor& layer, const std::string& diff_id) {
   std::string final_dir = layer_dir(layer.digest);
-  if (fs::is_dir(final_dir)) return ok();
+  std::string id_path = diff_id_path(layer.digest);
+  // What the blob is known to decompress to: recorded when it was unpacked (and verified).
+  auto known_diff_id = [&] {
+    auto text = fs::read_file(id_path, 128);
+    return text.ok() && is_sha256_digest(*text) ? *text : std::string();
+  };
+  if (fs::is_dir(final_dir) && known_diff_id() == diff_id) return ok();
   // One unpacker per layer: a concurrent pull of an image sharing it waits here, then finds
   // the directory.
-  std::string lock_path = final_dir + ".lock";
-  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!lock) return Error::sys("open " + lock_path);
-  while (::flock(lock.get(), LOCK_EX) != 0) {
-    if (errno != EINTR) return Error::sys("lock " + lock_path);
+  ASSIGN_OR_RETURN(detail::FileLock lock, detail::FileLock::acquire(final_dir + ".lock"));
+  if (fs::is_dir(final_dir)) {
+    // The layer is there, unpacked for another image. The blob's content is that image's too,
+    // so only its diff_id is left to compare: an image naming the right blob with a wrong
+    // diff_id is refused whether or not the blob was unpacked before (containerd keys its
+    // snapshots by diff_ids, so it unpacks again and fails the same way).
+    std::string known = known_diff_id();
+    if (known.empty()) {
+      // Unpacked before diff_ids were recorded: hash the blob once.
+      std::string blob = store_.blob_path(layer.digest);
+      UniqueFd fd(::open(blob.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+      if (!fd) return Error::sys("verify layer " + layer.digest + ": open " + blob);
+      auto id = layer_diff_id(fd.get());
+      if (!id) return std::move(id).error().context("verify layer " + layer.digest);
+      known = *id;
+      TRY_CTX(fs::write_file_atomic(id_path, known, 0600), "verify layer " + layer.digest);
+    }
+    if (known != diff_id) return diff_id_mismatch(known, diff_id).context("layer " + layer.digest);
+    return ok();
   }
-  if (fs::is_dir(final_dir)) return ok();
   // Unpacked aside and renamed into place: a killed unpack leaves only a tmp/ directory (removed
-  // by prune), never a half-filled layer that a later container would use.
+  // by prune), never a half-filled layer that a later container would use. The diff_id is
+  // checked by the unpack itself, before anything is renamed.
   std::string tmp = root_ + "/layers/tmp/" + std::string(digest_hex(layer.digest)) + "." + random_suffix();
   if (::mkdir(tmp.c_str(), 0755) != 0) return Error::sys("mkdir " + tmp);
+  Cleanup remove_tmp([&] { (void)fs::remove_tree(tmp); });
   std::string blob = store_.blob_path(layer.digest);
-  UniqueFd fd(::open(blob.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) {
-    int err = errno;
-    (void)fs::remove_tree(tmp);
-    return Error::sys("open layer blob " + blob, err);
-  }
-  auto stats = unpack_layer(fd.get(), tmp);
-  if (!stats) {
-    (void)fs::remove_tree(tmp);
-    return std::move(stats).error().context("unpack layer " + layer.digest);
-  }
-  if (::rename(tmp.c_str(), final_dir.c_str()) != 0) {
-    int err = errno;
-    (void)fs::remove_tree(tmp);
-    return Error::sys("rename unpacked layer into " + final_dir, err);
-  }
-  log::get("image")->debug("unpacked layer {}: {} entries, {} bytes", layer.digest, stats->entries,
-                           stats->bytes);
+  UniqueFd fd(::open(blob.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) return Error::sys("open layer blob " + blob);
+  UnpackOptions opts;
+  opts.expected_diff_id = diff_id;
+  auto stats = unpack_layer(fd.get(), tmp, opts);
+  if (!stats) return std::move(stats).error().context("unpack layer " + layer.digest);
+  // Recorded before the directory appears: a directory is never there without it.
+  TRY_CTX(fs::write_file_atomic(id_path, stats->diff_id, 0600), "unpack layer " + layer.digest);
+  if (::rename(tmp.c_str(), final_dir.c_str()) != 0)
+    return Error::sys("rename unpacked layer into " + final_dir);
+  remove_tmp.cancel();
+  log::get("image")->debug("unpacked layer {}: {} entries, {} bytes, diff_id {}", layer.digest,
+                           stats->entries, stats->bytes, stats->diff_id);
+  if (stats->xattrs_dropped > 0)
+    log::get("image")->info("layer {}: dropped {} extended attributes outside the allow-list (unpack.h)",
+                            layer.digest, stats->xattrs_dropped);
   return ok();
 }
 
@@ -145,6 +177,11 @@ Result<LocalImage> ImageService::pull_impl(const std::string& ref, const PullOpt
   blobs.push_back(mf.digest);
   report({ProgressEvent::kResolved, "", 0, 0, mf.digest});
 
+  // The size is the registry's word; the config is read whole, so one larger than that is
+  // refused before a byte is fetched, not after the disk has filled.
+  if (manifest.config.size > static_cast<int64_t>(kMaxConfigBytes))
+    return Error(what + ": config " + manifest.config.digest + " is " + std::to_string(manifest.config.size) +
+                 " bytes, over the limit of " + std::to_string(kMaxConfigBytes));
   if (!store_.has(manifest.config.digest)) {
     added.push_back(manifest.config.digest);
     TRY_CTX(client.fetch_blob(r.path, manifest.config.digest, manifest.config.size, store_, {}),
@@ -187,7 +224,7 @@ Result<LocalImage> ImageService::pull_impl(const std::string& ref, const PullOpt
                   static_cast<uint64_t>(layer.size), ""});
       }
       if (s.ok()) {
-        s = ensure_unpacked(layer);
+        s = ensure_unpacked(layer, config->diff_ids[i]);
         if (s.ok()) report({ProgressEvent::kUnpacked, layer.digest, 0, 0, ""});
       }
       if (!s.ok()) {
@@ -237,10 +274,13 @@ Result<LocalImage> ImageService::load(const ContentStore::ImageRecord& rec) {
   }
   ASSIGN_OR_RETURN(std::string config, store_.read_blob(img.manifest.config.digest, kMaxConfigBytes));
   ASSIGN_OR_RETURN(img.config, parse_image_config(config));
+  TRY_CTX(check_config_matches(img.manifest, img.config), "image " + rec.name);
   img.id = img.manifest.config.digest;
+  // Sizes are the manifest's, each 0..INT64_MAX: the sum saturates rather than overflows.
+  auto add = [](int64_t a, int64_t b) { return a > INT64_MAX - b ? INT64_MAX : a + b; };
   img.size = img.manifest.config.size;
   for (const auto& l : img.manifest.layers) {
-    img.size += l.size;
+    img.size = add(img.size, l.size);
     img.layer_dirs.push_back(layer_dir(l.digest));
   }
   return img;
@@ -272,7 +312,8 @@ Result<LocalImage> ImageService::get(const std::string& key) {
   if (!found)
     return Error("image \"" + key + "\" is not present locally (strata image pull " + key + ")", ENOENT);
   ASSIGN_OR_RETURN(LocalImage img, load(*found));
-  for (const auto& l : img.manifest.layers) TRY_CTX(ensure_unpacked(l), "image " + img.name);
+  for (size_t i = 0; i < img.manifest.layers.size(); ++i)
+    TRY_CTX(ensure_unpacked(img.manifest.layers[i], img.config.diff_ids[i]), "image " + img.name);
   return img;
 }
 
@@ -295,12 +336,26 @@ Status ImageService::tag(const std::string& source, const std::string& target) {
 }
 
 void ImageService::remove_layers(const std::vector<std::string>& blob_digests,
-                                 const std::set<std::string>& in_use) {
+                                 const std::set<std::string>& in_use, bool wait) {
   for (const auto& d : blob_digests) {
     std::string dir = layer_dir(d);
     if (in_use.count(dir)) continue;
+    // Under the layer's lock, so that an unpack of the same layer (a pull that fetched the blob
+    // again meanwhile) is either done or not started; the lock file goes when released.
+    std::optional<detail::FileLock> lock;
+    if (wait) {
+      auto held = detail::FileLock::acquire(dir + ".lock");
+      if (!held) {
+        log::get("image")->warn("remove layer {}: {}", d, held.error().to_string());
+        continue;
+      }
+      lock = std::move(*held);
+    } else {
+      lock = lock_if_idle(dir + ".lock");
+      if (!lock) continue;
+    }
     if (fs::is_dir(dir)) (void)fs::remove_tree(dir);
-    ::unlink((dir + ".lock").c_str());
+    ::unlink(diff_id_path(d).c_str());
   }
 }
 
@@ -325,20 +380,25 @@ Result<std::vector<std::string>> ImageService::remove(const std::string& key,
 
 Result<std::vector<std::string>> ImageService::prune(const std::set<std::string>& in_use) {
   ASSIGN_OR_RETURN(std::vector<std::string> gone, store_.prune());
-  remove_layers(gone, in_use);
-  // Unpacked layers whose blob is gone, and unpacks that were interrupted.
-  for (const auto& hex : fs::list_dir(root_ + "/layers/sha256")) {
-    if (hex.size() == 64 && !store_.has("sha256:" + hex)) remove_layers({"sha256:" + hex}, in_use);
+  // prune never waits for an unpack: a layer skipped now is an orphan for the next prune.
+  remove_layers(gone, in_use, /*wait=*/false);
+  // Unpacked layers (and their .diff_id, or a .lock a killed unpack left) whose blob is gone.
+  std::set<std::string> orphans;
+  for (const auto& name : fs::list_dir(root_ + "/layers/sha256")) {
+    std::string digest = "sha256:" + name.substr(0, 64);
+    if (is_sha256_digest(digest) && !store_.has(digest)) orphans.insert(digest);
   }
+  remove_layers({orphans.begin(), orphans.end()}, in_use, /*wait=*/false);
   // tmp/<hex>.<suffix> is an unpack of layer <hex>: one still running holds the layer's lock
-  // (ensure_unpacked), and must not lose its tree before it renames it into place.
+  // (ensure_unpacked), and must not lose its tree before it renames it into place. A lock file
+  // that exists but is free was left by a killed unpack: it goes with its tree.
   std::string tmp = root_ + "/layers/tmp/";
   for (const auto& t : fs::list_dir(tmp)) {
     std::string hex = t.substr(0, t.find('.'));
-    UniqueFd lock;
+    std::optional<detail::FileLock> lock;
     if (hex.size() == 64) {
-      lock.reset(::open((root_ + "/layers/sha256/" + hex + ".lock").c_str(), O_RDWR | O_CLOEXEC));
-      if (lock && ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) continue;
+      lock = lock_if_idle(root_ + "/layers/sha256/" + hex + ".lock");
+      if (!lock) continue;  // its unpack is running
     }
     (void)fs::remove_tree(tmp + t);
   }

@@ -2,9 +2,12 @@
 // config -> layers fetched in parallel and unpacked as each arrives), local lookup, push, tags,
 // removal. Layers are unpacked once per layer digest under <root>/layers/sha256/<hex>/ and
 // shared by every image and container using them (a container's root is an overlay of them).
+// Every path that brings an image in (pull, load, import) ends in ensure_unpacked(), which
+// checks each layer against the config's rootfs.diff_ids; a mismatch stores nothing.
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -78,15 +81,23 @@ class ImageService {
 
   ContentStore& content() { return store_; }
   std::string layer_dir(const std::string& layer_digest) const;
+  // Removes the unpacked layers of these blobs (with their recorded diff_ids), except the
+  // directories in `in_use`; waits for an unpack of one of them to end, or with wait = false
+  // skips it.
+  void remove_layers(const std::vector<std::string>& blob_digests, const std::set<std::string>& in_use,
+                     bool wait = true);
 
  private:
   ImageService(ContentStore store, std::string root) : store_(std::move(store)), root_(std::move(root)) {}
   Result<LocalImage> pull_impl(const std::string& ref, const PullOptions& opts,
                                std::vector<std::string>& added);
   Result<LocalImage> load(const ContentStore::ImageRecord& rec);
-  // Unpacks the layer blob once; concurrent callers wait for the first one (a per-layer lock).
-  Status ensure_unpacked(const Descriptor& layer);
-  void remove_layers(const std::vector<std::string>& blob_digests, const std::set<std::string>& in_use);
+  // Unpacks the layer blob once, checking that it decompresses to `diff_id` (the image
+  // config's); concurrent callers wait for the first one (a per-layer lock). The diff_id found
+  // is kept beside the directory (<dir>.diff_id), so an image that names an unpacked blob with
+  // another diff_id is refused too.
+  Status ensure_unpacked(const Descriptor& layer, const std::string& diff_id);
+  std::string diff_id_path(const std::string& layer_digest) const;
 
   ContentStore store_;
   std::string root_;

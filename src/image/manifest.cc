@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/digest.h"
+#include "image/shown_name.h"
 #include "oci/json_reader.h"
 
 namespace strata::image {
@@ -89,8 +90,8 @@ Result<Manifest> parse_image_manifest(ObjectReader& r, std::string mt) {
   ASSIGN_OR_RETURN(const Json* config, r.require("config"));
   ASSIGN_OR_RETURN(m.config, parse_descriptor(*config, "config"));
   if (m.config.media_type != media_type::kOciConfig && m.config.media_type != media_type::kDockerConfig)
-    return Error("config.mediaType: \"" + m.config.media_type +
-                 "\" is not an image config (an artifact rather than a container image?)");
+    return Error("config.mediaType: " + shown_name(m.config.media_type) +
+                 " is not an image config (an artifact rather than a container image?)");
   ASSIGN_OR_RETURN(const Json* layers, r.require("layers"));
   TRY(jr::check_array(*layers, "layers"));
   m.layers.reserve(layers->size());
@@ -98,10 +99,10 @@ Result<Manifest> parse_image_manifest(ObjectReader& r, std::string mt) {
     std::string path = jr::element_path("layers", i);
     ASSIGN_OR_RETURN(Descriptor d, parse_descriptor((*layers)[i], path));
     if (std::find(kForeignLayers.begin(), kForeignLayers.end(), d.media_type) != kForeignLayers.end())
-      return Error(path + ".mediaType: non-distributable (foreign) layer type \"" + d.media_type +
-                   "\" is not supported");
+      return Error(path + ".mediaType: non-distributable (foreign) layer type " + shown_name(d.media_type) +
+                   " is not supported");
     if (!is_layer_media_type(d.media_type))
-      return Error(path + ".mediaType: \"" + d.media_type + "\" is not a layer media type");
+      return Error(path + ".mediaType: " + shown_name(d.media_type) + " is not a layer media type");
     m.layers.push_back(std::move(d));
   }
   TRY(r.read("annotations", m.annotations));
@@ -144,7 +145,7 @@ Result<AnyManifest> parse_any(std::string_view body, std::string_view content_ty
     ASSIGN_OR_RETURN(Manifest m, parse_image_manifest(r, std::move(mt)));
     return AnyManifest(std::move(m));
   }
-  return Error("mediaType: unsupported manifest media type \"" + mt + "\"");
+  return Error("mediaType: unsupported manifest media type " + shown_name(mt));
 }
 
 }  // namespace

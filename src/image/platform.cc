@@ -8,6 +8,7 @@
 
 #include "base/strings.h"
 #include "image/manifest.h"
+#include "image/shown_name.h"
 
 namespace strata::image {
 namespace {
@@ -69,17 +70,27 @@ Result<Platform> parse_platform(std::string_view s) {
 Result<Descriptor> select_platform(const Index& index, const Platform& want) {
   const Descriptor* unvariant = nullptr;
   std::string offered;
+  size_t not_shown = 0;
   for (const auto& d : index.manifests) {
     if (!d.platform || !is_manifest_media_type(d.media_type)) continue;
     const Platform& p = *d.platform;
     if (p.os == "unknown") continue;  // buildx attestation manifests
-    if (!offered.empty()) offered += ", ";
-    offered += platform_string(p);
+    // The index is the registry's: its list is shown cut, and an odd platform escaped.
+    if (offered.size() > kShownNameBytes) {
+      ++not_shown;
+    } else {
+      std::string ps = platform_string(p);
+      if (!offered.empty()) offered += ", ";
+      bool plain =
+          ps.size() <= 64 && std::all_of(ps.begin(), ps.end(), [](char c) { return c > 0x20 && c < 0x7F; });
+      offered += plain ? ps : shown_name(ps);
+    }
     if (p.os != want.os || p.architecture != want.architecture) continue;
     if (p.variant == want.variant) return d;
     if (p.variant.empty() && unvariant == nullptr) unvariant = &d;
   }
   if (unvariant != nullptr) return *unvariant;
+  if (not_shown > 0) offered += " and " + std::to_string(not_shown) + " more";
   return Error("no image for " + platform_string(want) + " in the index; it offers " +
                (offered.empty() ? std::string("no image manifests with a platform") : offered));
 }

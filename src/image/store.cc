@@ -86,10 +86,13 @@ Result<std::string> ContentStore::read_blob(std::string_view digest, size_t max_
   std::string what = "read blob " + std::string(digest);
   TRY_CTX(validate_digest(digest), what);
   std::string path = blob_path(digest);
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // blobs/ is ours (0700), but a store is a directory like any other: a FIFO or device there
+  // must not hang or feed the reader.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC));
   if (!fd) return Error::sys(what + ": open " + path);
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return Error::sys(what + ": fstat " + path);
+  if (!S_ISREG(st.st_mode)) return Error(what + ": " + path + " is " + fs::file_type_name(st.st_mode));
   if (static_cast<uint64_t>(st.st_size) > max_size)
     return Error(what + ": " + std::to_string(st.st_size) + " bytes, more than the limit of " +
                  std::to_string(max_size));
@@ -139,14 +142,13 @@ Result<ContentStore::BlobWriter> ContentStore::writer(std::string_view digest, i
     w.present_ = true;
     return w;
   }
-  std::string lock_path = w.ingest_path_ + ".lock";
-  w.blob_lock_ = UniqueFd(::open(lock_path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0600));
-  if (!w.blob_lock_) return Error::sys(what + ": open " + lock_path);
-  if (flock_retry(w.blob_lock_.get(), LOCK_EX) != 0) return Error::sys(what + ": flock " + lock_path);
+  auto blob_lock = detail::FileLock::acquire(w.ingest_path_ + ".lock");
+  if (!blob_lock) return std::move(blob_lock).error().context(what);
+  w.blob_lock_ = std::move(*blob_lock);
   // Another writer may have committed the blob while this one waited for the lock.
   if (has(digest)) {
     w.present_ = true;
-    w.blob_lock_.reset();
+    w.blob_lock_.release();
     return w;
   }
   w.data_ = UniqueFd(::open(w.ingest_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
@@ -180,7 +182,8 @@ Result<ContentStore::BlobWriter> ContentStore::writer(std::string_view digest, i
 ContentStore::BlobWriter::BlobWriter(BlobWriter&& o) noexcept = default;
 ContentStore::BlobWriter& ContentStore::BlobWriter::operator=(BlobWriter&& o) noexcept = default;
 ContentStore::BlobWriter::~BlobWriter() {
-  // An empty partial file has nothing to resume: a failed request leaves no trace.
+  // An empty partial file has nothing to resume: a failed request leaves no trace. The lock
+  // file goes with blob_lock_ (after this body, while data_ is already closed).
   if (data_ && !done_ && offset_ == 0) ::unlink(ingest_path_.c_str());
 }
 
@@ -232,6 +235,7 @@ Status ContentStore::BlobWriter::commit() {
     return Error::sys(what + ": rename " + ingest_path_ + " to " + blob_path_);
   data_.reset();
   done_ = true;
+  blob_lock_.release();  // a waiting writer now finds the blob present
   TRY_CTX(fsync_dir(root_ + "/blobs/sha256"), what);
   return ok();
 }

@@ -4,7 +4,8 @@
 //   lock                  store-wide flock (see "Locking protocol")
 //   blobs/sha256/<hex>    verified blobs, read-only (0444); only ever created by rename(2)
 //   ingest/<hex>          partial download of one blob (resumable)
-//   ingest/<hex>.lock     per-blob flock, held by the one writer of that blob
+//   ingest/<hex>.lock     per-blob flock, held by the one writer of that blob; exists only while
+//                         a writer holds or waits for it (file_lock.h)
 //   images/<name>.json    image records; <name> is the image name percent-encoded (or "@" and the
 //                         sha256 of the name when that is too long for a file name)
 //
@@ -20,9 +21,10 @@
 //   - `lock` exclusive: remove_image() and prune(), the only operations that delete blobs or
 //     ingest files. They wait for every shared holder.
 //   - `ingest/<hex>.lock` exclusive: one writer per blob; a second writer of the same blob waits,
-//     then finds the blob present. Lock files are only deleted by prune() under the exclusive
-//     store lock, when no writer can be waiting on them (deleting one a writer waits on would
-//     let a third writer lock a new inode alongside it).
+//     then finds the blob present. The writer removes the lock file when it is done (committed,
+//     failed or abandoned), before releasing it; a waiter that then holds a removed file starts
+//     over on the current one (detail::FileLock), so removing it never lets two writers in.
+//     prune() removes the ones a killed process left.
 // A thread holding a lease or a BlobWriter must not call remove_image()/prune(): it would wait for
 // itself.
 #pragma once
@@ -37,6 +39,7 @@
 #include "base/digest.h"
 #include "base/error.h"
 #include "base/fd.h"
+#include "image/file_lock.h"
 
 namespace strata::image {
 
@@ -106,7 +109,7 @@ class ContentStore {
     bool present_ = false;
     bool done_ = false;
     UniqueFd store_lock_;
-    UniqueFd blob_lock_;
+    detail::FileLock blob_lock_;
     UniqueFd data_;
     Sha256 hash_;
   };

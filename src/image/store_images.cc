@@ -123,7 +123,7 @@ Status ContentStore::put_image(const ImageRecord& record) {
 
 Result<ContentStore::ImageRecord> ContentStore::get_image(const std::string& name) const {
   std::string path = image_path(name);
-  auto text = fs::read_file(path);
+  auto text = fs::read_file(path, kMaxRecordSize);
   if (!text.ok()) {
     if (text.error().err() == ENOENT) return Error("image \"" + name + "\" not found", ENOENT);
     return std::move(text).error().context("read image \"" + name + "\"");
@@ -140,12 +140,8 @@ Result<std::vector<ContentStore::ImageRecord>> ContentStore::read_records(bool s
   for (const auto& entry : fs::list_dir(dir)) {
     if (entry.size() < 6 || entry.compare(entry.size() - 5, 5, ".json") != 0 || entry[0] == '.') continue;
     std::string path = dir + "/" + entry;
-    auto text = fs::read_file(path);
-    Result<ImageRecord> r = Error("image record " + path + ": too large");
-    if (!text.ok())
-      r = text.error();
-    else if (text->size() <= kMaxRecordSize)
-      r = parse_record(*text, path);
+    auto text = fs::read_file(path, kMaxRecordSize);
+    Result<ImageRecord> r = text.ok() ? parse_record(*text, path) : Result<ImageRecord>(text.error());
     if (!r.ok()) {
       // Deleting blobs on the word of a partial set of records could delete a used blob.
       if (strict) return std::move(r).error().context("read image records");
@@ -213,10 +209,10 @@ Result<std::vector<std::string>> ContentStore::prune() {
     if (entry.size() <= 5 || entry.compare(entry.size() - 5, 5, ".lock") != 0) continue;
     std::string data = ingest + "/" + entry.substr(0, entry.size() - 5);
     if (fs::exists(data)) continue;
-    std::string lock_path = ingest + "/" + entry;
-    UniqueFd lfd(::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (lfd && ::flock(lfd.get(), LOCK_EX | LOCK_NB) != 0) continue;
-    ::unlink(lock_path.c_str());
+    // Left by a killed writer (a live one removes its own): removed while held, as any lock
+    // file must be (file_lock.h).
+    auto held = detail::FileLock::try_existing(ingest + "/" + entry);
+    if (held.ok()) held->release();
   }
   return deleted;
 }

@@ -2,6 +2,11 @@
 // confines every write to the layer directory, and this file turns each tar entry into the
 // file, directory, link, node or whiteout it describes. libarchive's own disk writer is not
 // used: it resolves paths itself, and the guarantee here rests on openat2 beneath one fd.
+//
+// Two libarchive readers in a row: LayerStream undoes the compression (a "raw" reader with the
+// gzip and zstd filters) and hands the tar stream on block by block, hashing each block as it
+// passes; a tar-only reader parses those blocks. So the diff_id is the digest of exactly what
+// was unpacked, computed in the same pass and with no copy of the data.
 #include "image/unpack.h"
 
 #include <archive.h>
@@ -17,7 +22,9 @@
 #include <memory>
 #include <unordered_set>
 
+#include "base/digest.h"
 #include "base/log.h"
+#include "image/shown_name.h"
 #include "image/unpack_tree.h"
 
 namespace strata::image {
@@ -42,7 +49,101 @@ Error archive_error(archive* a, std::string_view step) {
                archive_errno(a));
 }
 
-std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string quoted(std::string_view s) { return shown_name(s); }
+
+// The uncompressed tar stream of a layer, hashed as the tar reader pulls it (see the top).
+class LayerStream {
+ public:
+  static Result<std::unique_ptr<LayerStream>> open(int fd);
+  // Makes `tar` (a new reader with its formats set) read this stream.
+  Status attach(archive* tar);
+  // Hashes the rest of the stream: what follows the tar's end-of-archive blocks.
+  Status drain();
+  uint64_t bytes() const { return bytes_; }
+  std::string digest() { return hash_.digest(); }
+
+ private:
+  explicit LayerStream(ArchivePtr raw) : raw_(std::move(raw)) {}
+  // One block of the stream into *buf (valid until the next call), hashed; 0 at the end, -1
+  // with the error set on `reader` when decompression failed.
+  la_ssize_t next(archive* reader, const void** buf);
+  static la_ssize_t read_cb(archive* a, void* self, const void** buf) {
+    return static_cast<LayerStream*>(self)->next(a, buf);
+  }
+
+  ArchivePtr raw_;
+  Sha256 hash_;
+  uint64_t bytes_ = 0;
+};
+
+Result<std::unique_ptr<LayerStream>> LayerStream::open(int fd) {
+  ArchivePtr raw(archive_read_new());
+  if (!raw) return Error("read layer archive: out of memory");
+  // Only what a layer may be (image-spec layer.md): tar, plain, gzip or zstd.
+  if (archive_read_support_filter_gzip(raw.get()) < ARCHIVE_WARN ||
+      archive_read_support_filter_zstd(raw.get()) < ARCHIVE_WARN ||
+      archive_read_support_format_raw(raw.get()) != ARCHIVE_OK)
+    return archive_error(raw.get(), "read layer archive");
+  if (archive_read_open_fd(raw.get(), fd, kReadBlock) != ARCHIVE_OK)
+    return archive_error(raw.get(), "read layer archive");
+  archive_entry* e = nullptr;
+  if (archive_read_next_header(raw.get(), &e) != ARCHIVE_OK)
+    return archive_error(raw.get(), "read layer archive");
+  // The pipeline is the fd reader plus one entry per compression undone. libarchive would undo
+  // any number; a diff_id is the digest after undoing the one the media type names.
+  if (int n = archive_filter_count(raw.get()); n > 2) {
+    std::string names;
+    for (int i = n - 2; i >= 0; --i) {
+      const char* f = archive_filter_name(raw.get(), i);
+      names += std::string(names.empty() ? "" : " inside ") + (f != nullptr ? f : "?");
+    }
+    return Error("read layer archive: compressed more than once (" + names + ")");
+  }
+  return std::unique_ptr<LayerStream>(new LayerStream(std::move(raw)));
+}
+
+la_ssize_t LayerStream::next(archive* reader, const void** buf) {
+  size_t size = 0;
+  la_int64_t offset = 0;
+  int r = archive_read_data_block(raw_.get(), buf, &size, &offset);
+  if (r == ARCHIVE_EOF) return 0;
+  if (r < ARCHIVE_WARN || offset != static_cast<la_int64_t>(bytes_)) {
+    const char* msg = archive_error_string(raw_.get());
+    int err = archive_errno(raw_.get());
+    if (reader != nullptr)
+      archive_set_error(reader, err > 0 ? err : EIO, "%s", msg != nullptr ? msg : "decompression failed");
+    return -1;
+  }
+  hash_.update(*buf, size);
+  bytes_ += size;
+  return static_cast<la_ssize_t>(size);
+}
+
+Status LayerStream::attach(archive* tar) {
+  if (archive_read_open(tar, this, nullptr, &LayerStream::read_cb, nullptr) != ARCHIVE_OK)
+    return archive_error(tar, "read layer archive");
+  return ok();
+}
+
+Status LayerStream::drain() {
+  const void* buf = nullptr;
+  for (;;) {
+    la_ssize_t n = next(nullptr, &buf);
+    if (n == 0) return ok();
+    if (n < 0) return archive_error(raw_.get(), "read layer archive");
+  }
+}
+
+// unpack.h has the list and what is dropped. security.capability is the one security.* name
+// kept: docker and containerd write it into every layer they build from a setcap'd file, images
+// such as iputils' ping rely on it, and what it grants is capped by the container's bounding
+// set (and nothing under no_new_privs). LSM labels are the host's to assign (podman drops
+// security.selinux; a label from an image could name a host domain's type), and trusted.* is
+// read by host software (overlayfs first of all), never by the container.
+bool xattr_allowed(std::string_view n) {
+  if (n.starts_with("user.")) return !n.starts_with("user.overlay.");
+  return n == "security.capability" || n == "system.posix_acl_access" || n == "system.posix_acl_default";
+}
 
 // What one entry asks for, read once from libarchive.
 struct EntryMeta {
@@ -305,15 +406,17 @@ Status Unpacker::set_xattrs(archive_entry* e, int fd, const std::string& proc_pa
   size_t size = 0;
   while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
     std::string_view n = name;
-    // Overlay's own xattrs (opaque, redirect, metacopy, origin) are made here from whiteouts;
-    // taken from a layer they would let it redirect lookups into other layers.
-    if (n.starts_with("trusted.overlay.") || n.starts_with("user.overlay.")) continue;
+    if (!xattr_allowed(n)) {
+      log::get("image")->debug("unpack: dropping xattr {}", shown_name(n));
+      ++stats_.xattrs_dropped;
+      continue;
+    }
     int r =
         fd >= 0 ? fsetxattr(fd, name, value, size, 0) : lsetxattr(proc_path.c_str(), name, value, size, 0);
     if (r == 0) continue;
-    // Unprivileged, trusted.* and security.* are not ours to set (podman rootless skips them too).
+    // Unprivileged, security.capability is not ours to set (podman rootless skips it too).
     if (!opts_.preserve_owner && (errno == EPERM || errno == EACCES || errno == ENOTSUP)) continue;
-    return Error::sys("set xattr " + std::string(n));
+    return Error::sys("set xattr " + quoted(n));
   }
   return ok();
 }
@@ -322,15 +425,12 @@ Status Unpacker::set_xattrs(archive_entry* e, int fd, const std::string& proc_pa
 
 Result<UnpackStats> unpack_layer(int fd, const std::string& dest, const UnpackOptions& opts) {
   ASSIGN_OR_RETURN(LayerTree tree, LayerTree::open(dest));
+  ASSIGN_OR_RETURN(std::unique_ptr<LayerStream> stream, LayerStream::open(fd));
   ArchivePtr a(archive_read_new());
   if (!a) return Error("read layer archive: out of memory");
-  // Only what a layer may be (image-spec layer.md): tar, plain, gzip or zstd.
-  if (archive_read_support_filter_gzip(a.get()) < ARCHIVE_WARN ||
-      archive_read_support_filter_zstd(a.get()) < ARCHIVE_WARN ||
-      archive_read_support_format_tar(a.get()) != ARCHIVE_OK)
+  if (archive_read_support_format_tar(a.get()) != ARCHIVE_OK)
     return archive_error(a.get(), "read layer archive");
-  if (archive_read_open_fd(a.get(), fd, kReadBlock) != ARCHIVE_OK)
-    return archive_error(a.get(), "read layer archive");
+  TRY(stream->attach(a.get()));
 
   Unpacker u(a.get(), std::move(tree), opts);
   archive_entry* e = nullptr;
@@ -340,13 +440,32 @@ Result<UnpackStats> unpack_layer(int fd, const std::string& dest, const UnpackOp
     if (r < ARCHIVE_WARN) return archive_error(a.get(), "read layer archive");
     ++u.stats().entries;
     const char* raw = archive_entry_pathname(e);
-    std::string shown = raw != nullptr ? raw : "";
+    std::string_view shown = raw != nullptr ? raw : "";
     auto path = detail::clean_entry_path(shown);
     if (!path.ok()) return std::move(path).error().context("entry " + quoted(shown));
     TRY_CTX(u.entry(e, *path), "entry " + quoted(shown));
   }
+  TRY(stream->drain());
+  UnpackStats& st = u.stats();
+  st.tar_bytes = stream->bytes();
+  st.diff_id = stream->digest();
+  if (st.tar_bytes == 0)
+    return Error("read layer archive: empty (not even the end-of-archive blocks of a tar)");
+  if (!opts.expected_diff_id.empty() && st.diff_id != opts.expected_diff_id)
+    return diff_id_mismatch(st.diff_id, opts.expected_diff_id);
   TRY_CTX(u.finish(), "set directory metadata");
   return u.stats();
+}
+
+Result<std::string> layer_diff_id(int fd) {
+  ASSIGN_OR_RETURN(std::unique_ptr<LayerStream> stream, LayerStream::open(fd));
+  TRY(stream->drain());
+  return stream->digest();
+}
+
+Error diff_id_mismatch(std::string_view actual, std::string_view expected) {
+  return Error("diff_id mismatch: the uncompressed layer has digest " + std::string(actual) +
+               ", the image config's rootfs.diff_ids says " + std::string(expected));
 }
 
 }  // namespace strata::image

@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <climits>
 
+#include "image/shown_name.h"
+
 namespace strata::image::detail {
 namespace {
 
@@ -34,9 +36,9 @@ bool is_whiteout(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rd
 // Empties the directory `name` in dirfd, depth first, staying on device `dev`.
 Status remove_contents(int parent_fd, const char* name, dev_t dev, const std::string& shown) {
   UniqueFd fd(openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd) return Error::sys("open directory \"" + shown + "\" to remove it");
+  if (!fd) return Error::sys("open directory " + shown_name(shown) + " to remove it");
   DIR* d = fdopendir(fd.get());
-  if (d == nullptr) return Error::sys("read directory \"" + shown + "\"");
+  if (d == nullptr) return Error::sys("read directory " + shown_name(shown));
   int dfd = fd.release();
   Status result;
   while (dirent* ent = readdir(d)) {
@@ -45,12 +47,12 @@ Status remove_contents(int parent_fd, const char* name, dev_t dev, const std::st
     std::string child = shown + "/" + ent->d_name;
     struct stat st {};
     if (fstatat(dfd, ent->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      result = Error::sys("stat \"" + child + "\"");
+      result = Error::sys("stat " + shown_name(child));
       break;
     }
     if (S_ISDIR(st.st_mode)) {
       if (st.st_dev != dev) {
-        result = Error("\"" + child + "\" is a mount point; not removing it");
+        result = Error(shown_name(child) + " is a mount point; not removing it");
         break;
       }
       if (Status s = remove_contents(dfd, ent->d_name, dev, child); !s.ok()) {
@@ -59,7 +61,7 @@ Status remove_contents(int parent_fd, const char* name, dev_t dev, const std::st
       }
     }
     if (unlinkat(dfd, ent->d_name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0) {
-      result = Error::sys("remove \"" + child + "\"");
+      result = Error::sys("remove " + shown_name(child));
       break;
     }
   }
@@ -122,7 +124,7 @@ Result<DirRef> LayerTree::dir(std::string_view path) {
   UniqueFd fd(open_beneath(root_->get(), key.c_str(), O_RDONLY | O_DIRECTORY));
   if (!fd) {
     if (errno != ENOENT && errno != ELOOP && errno != ENOTDIR && errno != EXDEV)
-      return Error::sys("open directory \"" + key + "\"");
+      return Error::sys("open directory " + shown_name(key));
     auto [parent_path, name] = split_parent(key);
     ASSIGN_OR_RETURN(DirRef parent, dir(parent_path));
     ASSIGN_OR_RETURN(fd, open_or_create_child(parent, parent_path, name));
@@ -144,29 +146,30 @@ Result<UniqueFd> LayerTree::open_or_create_child(const DirRef& parent, std::stri
     if (fd) {
       // tar archives need not list parents; docker and podman make the missing ones 0755
       // whatever the umask.
-      if (created && fchmod(fd.get(), 0755) != 0) return Error::sys("chmod directory \"" + shown + "\"");
-      if (opaque) TRY_CTX(make_opaque(fd.get()), "directory \"" + shown + "\"");
+      if (created && fchmod(fd.get(), 0755) != 0) return Error::sys("chmod directory " + shown_name(shown));
+      if (opaque) TRY_CTX(make_opaque(fd.get()), "directory " + shown_name(shown));
       return fd;
     }
     if (errno == ENOENT) {
       if (mkdirat(parent->get(), n.c_str(), 0700) != 0 && errno != EEXIST)
-        return Error::sys("create directory \"" + shown + "\"");
+        return Error::sys("create directory " + shown_name(shown));
       created = true;
       continue;
     }
-    if (errno == ELOOP) return Error("\"" + shown + "\" is a symlink; refusing to follow it");
-    if (errno == EXDEV) return Error("\"" + shown + "\" is a mount point; refusing to cross it");
-    if (errno != ENOTDIR) return Error::sys("open directory \"" + shown + "\"");
+    if (errno == ELOOP) return Error(shown_name(shown) + " is a symlink; refusing to follow it");
+    if (errno == EXDEV) return Error(shown_name(shown) + " is a mount point; refusing to cross it");
+    if (errno != ENOTDIR) return Error::sys("open directory " + shown_name(shown));
     struct stat st {};
     if (fstatat(parent->get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && is_whiteout(st) && !opaque) {
       // Deleted in the layers below, recreated in this one: only this layer's content counts.
-      if (unlinkat(parent->get(), n.c_str(), 0) != 0) return Error::sys("remove whiteout \"" + shown + "\"");
+      if (unlinkat(parent->get(), n.c_str(), 0) != 0)
+        return Error::sys("remove whiteout " + shown_name(shown));
       opaque = true;
       continue;
     }
-    return Error("\"" + shown + "\" is not a directory");
+    return Error(shown_name(shown) + " is not a directory");
   }
-  return Error("\"" + shown + "\": changed while being created");
+  return Error(shown_name(shown) + ": changed while being created");
 }
 
 Status LayerTree::remove(const DirRef& parent, std::string_view parent_path, std::string_view name) {
@@ -175,14 +178,14 @@ Status LayerTree::remove(const DirRef& parent, std::string_view parent_path, std
   struct stat st {};
   if (fstatat(parent->get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) return ok();
-    return Error::sys("stat \"" + shown + "\"");
+    return Error::sys("stat " + shown_name(shown));
   }
   if (S_ISDIR(st.st_mode)) {
     TRY(remove_contents(parent->get(), n.c_str(), st.st_dev, shown));
     forget_under(shown);
   }
   if (unlinkat(parent->get(), n.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0)
-    return Error::sys("remove \"" + shown + "\"");
+    return Error::sys("remove " + shown_name(shown));
   return ok();
 }
 
@@ -227,14 +230,14 @@ Status LayerTree::finish() {
     int fd = root_->get();
     if (!f->path.empty()) {
       owned.reset(open_beneath(root_->get(), f->path.c_str(), O_RDONLY | O_DIRECTORY));
-      if (!owned) return Error::sys("open directory \"" + f->path + "\"");
+      if (!owned) return Error::sys("open directory " + shown_name(f->path));
       fd = owned.get();
     }
     std::string shown = f->path.empty() ? "." : f->path;
-    if (fchmod(fd, f->mode) != 0) return Error::sys("chmod directory \"" + shown + "\"");
+    if (fchmod(fd, f->mode) != 0) return Error::sys("chmod directory " + shown_name(shown));
     if (f->has_mtime) {
       timespec ts[2] = {f->mtime, f->mtime};
-      if (futimens(fd, ts) != 0) return Error::sys("set times of directory \"" + shown + "\"");
+      if (futimens(fd, ts) != 0) return Error::sys("set times of directory " + shown_name(shown));
     }
   }
   return ok();

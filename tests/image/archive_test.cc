@@ -13,6 +13,7 @@
 #include "base/fd.h"
 #include "base/fs.h"
 #include "image/archive_tar.h"
+#include "image/file_lock.h"
 
 namespace strata::image {
 namespace {
@@ -119,13 +120,58 @@ class ArchiveTest : public ::testing::Test {
     auto text = fs::read_file(svc.layer_dir(img.manifest.layers.at(layer).digest) + "/" + file);
     return text ? *text : "<missing: " + text.error().to_string() + ">";
   }
-  // Nothing was stored: no record, no blob, no unpacked layer, no staging left.
+  // Nothing was stored: no record, no blob, no unpacked layer (nor its lock or recorded
+  // diff_id), no staging, no ingest file left.
   void expect_empty(ImageService& svc) {
     EXPECT_TRUE(svc.list().empty());
+    EXPECT_TRUE(fs::list_dir(svc.content().root() + "/images").empty());
     EXPECT_TRUE(fs::list_dir(svc.content().root() + "/blobs/sha256").empty());
     for (const auto& f : fs::list_dir(svc.content().root() + "/layers/sha256"))
-      EXPECT_NE(f.find(".lock"), std::string::npos) << "unpacked layer left: " << f;
+      ADD_FAILURE() << "left in layers/sha256: " << f;
     EXPECT_TRUE(fs::list_dir(svc.content().root() + "/layers/tmp").empty());
+    EXPECT_TRUE(fs::list_dir(svc.content().root() + "/ingest").empty());
+  }
+  // An OCI archive (index.json named `name`) of one image: its layers as given (plain tars),
+  // a config whose rootfs.diff_ids are `diff_ids`. With as_dir, an OCI layout directory.
+  std::string oci_archive(const std::string& file, const std::string& name,
+                          const std::vector<std::string>& layers, const std::vector<std::string>& diff_ids,
+                          bool as_dir = false) {
+    nlohmann::json cfg = {
+        {"architecture", "amd64"}, {"os", "linux"}, {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}}};
+    std::string config = cfg.dump();
+    nlohmann::json descs = nlohmann::json::array();
+    for (const auto& l : layers)
+      descs.push_back(
+          {{"mediaType", media_type::kOciLayer}, {"digest", sha256_digest(l)}, {"size", l.size()}});
+    nlohmann::json m = {
+        {"schemaVersion", 2},
+        {"mediaType", media_type::kOciManifest},
+        {"config",
+         {{"mediaType", media_type::kOciConfig}, {"digest", sha256_digest(config)}, {"size", config.size()}}},
+        {"layers", descs}};
+    std::string manifest = m.dump();
+    nlohmann::json index = {{"schemaVersion", 2},
+                            {"manifests",
+                             {{{"mediaType", media_type::kOciManifest},
+                               {"digest", sha256_digest(manifest)},
+                               {"size", manifest.size()},
+                               {"annotations", {{"org.opencontainers.image.ref.name", name}}}}}}};
+    auto blob = [](const std::string& data) {
+      return "blobs/sha256/" + std::string(digest_hex(sha256_digest(data)));
+    };
+    std::vector<std::pair<std::string, std::string>> files = {
+        {"oci-layout", R"({"imageLayoutVersion":"1.0.0"})"},
+        {"index.json", index.dump()},
+        {blob(config), config},
+        {blob(manifest), manifest}};
+    for (const auto& l : layers) files.emplace_back(blob(l), l);
+    if (as_dir) {
+      EXPECT_TRUE(fs::mkdir_p(file + "/blobs/sha256").ok());
+      for (const auto& [path, data] : files) EXPECT_TRUE(fs::write_file_atomic(file + "/" + path, data).ok());
+      return file;
+    }
+    EXPECT_TRUE(fs::write_file_atomic(file, make_tar(files)).ok());
+    return file;
   }
   // Changes one byte of the first occurrence of `needle` in the file.
   void tamper(const std::string& path, const std::string& needle) {
@@ -315,6 +361,135 @@ TEST_F(ArchiveTest, FailedUnpackRollsBackAndKeepsThePreviousImage) {
   EXPECT_EQ(fs::list_dir(b_->content().root() + "/blobs/sha256").size(), blobs_before);
   EXPECT_FALSE(b_->content().has(sha256_digest(layer)));
   EXPECT_FALSE(fs::exists(dir_ + "/outside"));
+}
+
+// rootfs.diff_ids name the uncompressed layers; an image whose config names other content is
+// refused while its layers are unpacked (each blob's own digest is right: only the diff_id
+// lies), the error naming the layer and both digests, and nothing is stored.
+TEST_F(ArchiveTest, WrongDiffIdStoresNothing) {
+  std::string good = make_tar({{"etc/good", "good layer\n"}});
+  std::string bad = make_tar({{"etc/evil", "not what the config says\n"}});
+  std::string claimed = sha256_digest(make_tar({{"etc/evil", "what the config says\n"}}));
+  // The bad layer alone, and after a good one (whose unpacked directory must go too).
+  for (auto layers : {std::vector<std::string>{bad}, std::vector<std::string>{good, bad}}) {
+    std::vector<std::string> ids;
+    for (const auto& l : layers) ids.push_back(l == bad ? claimed : sha256_digest(l));
+    for (bool as_dir : {false, true}) {
+      SCOPED_TRACE(as_dir ? "OCI layout directory" : "oci-archive");
+      std::string src = oci_archive(dir_ + (as_dir ? "/bad-dir" : "/bad-diff.tar"), "localhost/evil:1",
+                                    layers, ids, as_dir);
+      auto loaded = as_dir ? load_oci_dir(*b_, src) : load(*b_, src);
+      ASSERT_FALSE(loaded.ok()) << "an image whose diff_ids lie was stored";
+      const std::string& m = loaded.error().message();
+      EXPECT_NE(m.find("diff_id mismatch"), std::string::npos) << m;
+      EXPECT_NE(m.find("layer " + sha256_digest(bad)), std::string::npos) << m;
+      EXPECT_NE(m.find(sha256_digest(bad) + ", the image config's rootfs.diff_ids says " + claimed),
+                std::string::npos)
+          << m;
+      expect_empty(*b_);
+      ASSERT_TRUE(fs::remove_tree(src).ok());
+    }
+  }
+  // A docker-archive has no other digest for a layer than its diff_id: the lie is found while
+  // the archive is planned, before anything is stored.
+  nlohmann::json cfg = {
+      {"architecture", "amd64"}, {"os", "linux"}, {"rootfs", {{"type", "layers"}, {"diff_ids", {claimed}}}}};
+  nlohmann::json manifest = nlohmann::json::array(
+      {{{"Config", "config.json"}, {"RepoTags", {"localhost/evil:2"}}, {"Layers", {"layer.tar"}}}});
+  std::string file = dir_ + "/docker.tar";
+  ASSERT_OK(fs::write_file_atomic(
+      file, make_tar({{"manifest.json", manifest.dump()}, {"config.json", cfg.dump()}, {"layer.tar", bad}})));
+  auto loaded = load(*b_, file);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_NE(loaded.error().message().find("content has digest " + sha256_digest(bad) +
+                                          ", the config's diff_id is " + claimed),
+            std::string::npos)
+      << loaded.error().message();
+  expect_empty(*b_);
+}
+
+// The same blob, already unpacked for an honest image, named by a second image with a wrong
+// diff_id: refused as well (a directory that exists is no excuse), and the honest image keeps
+// its layer.
+TEST_F(ArchiveTest, WrongDiffIdForAnUnpackedBlobIsRefused) {
+  std::string layer = make_tar({{"etc/shared", "shared\n"}});
+  auto honest =
+      load(*b_, oci_archive(dir_ + "/honest.tar", "localhost/honest:1", {layer}, {sha256_digest(layer)}));
+  ASSERT_TRUE(honest.ok()) << honest.error().to_string();
+  std::string lie = sha256_digest("something else");
+  auto loaded = load(*b_, oci_archive(dir_ + "/liar.tar", "localhost/liar:1", {layer}, {lie}));
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_NE(loaded.error().message().find("diff_id mismatch"), std::string::npos) << loaded.error().message();
+  EXPECT_NE(loaded.error().message().find(lie), std::string::npos) << loaded.error().message();
+  EXPECT_FALSE(b_->get("localhost/liar:1").ok());
+  auto img = b_->get("localhost/honest:1");
+  ASSERT_TRUE(img.ok()) << img.error().to_string();
+  EXPECT_EQ(read_layer_file(*b_, *img, 0, "etc/shared"), "shared\n");
+  EXPECT_EQ(b_->list().size(), 1u);
+  // Removing the image removes its layer with the diff_id recorded beside it.
+  ASSERT_TRUE(b_->remove("localhost/honest:1").ok());
+  expect_empty(*b_);
+}
+
+// What a killed unpack or pull leaves (a lock file, a recorded diff_id without its directory, a
+// half-unpacked tree under tmp/) goes with the next prune; a running unpack's tree does not.
+TEST_F(ArchiveTest, PruneRemovesWhatAKilledUnpackLeft) {
+  std::string layers = b_->content().root() + "/layers/";
+  std::string gone(64, 'a');
+  auto blob = b_->content().put_blob("a layer being unpacked");
+  ASSERT_TRUE(blob.ok());
+  std::string running(digest_hex(*blob));
+  ASSERT_OK(fs::write_file_atomic(layers + "sha256/" + gone + ".lock", ""));
+  ASSERT_OK(fs::write_file_atomic(layers + "sha256/" + gone + ".diff_id", sha256_digest("x")));
+  ASSERT_OK(fs::mkdir_p(layers + "tmp/" + gone + ".123/etc"));
+  auto lock = detail::FileLock::acquire(layers + "sha256/" + running + ".lock");
+  ASSERT_TRUE(lock.ok());
+  ASSERT_OK(fs::mkdir_p(layers + "tmp/" + running + ".456/etc"));
+  ASSERT_TRUE(b_->prune().ok());
+  EXPECT_EQ(fs::list_dir(layers + "tmp"), std::vector<std::string>{running + ".456"});
+  EXPECT_EQ(fs::list_dir(layers + "sha256"), std::vector<std::string>{running + ".lock"});
+  lock->release();
+  ASSERT_TRUE(b_->prune().ok());
+  expect_empty(*b_);  // the blob too: no image references it
+}
+
+// A layer directory unpacked before diff_ids were recorded beside it gets its diff_id from its
+// blob, once, when an image using it is looked up; a record whose config lies is refused then.
+TEST_F(ArchiveTest, LayerUnpackedBeforeDiffIdsWereRecorded) {
+  LocalImage img = make_image(*b_, "localhost/old:1", "old");
+  std::string l0 = img.manifest.layers[0].digest;
+  std::string id_file = b_->layer_dir(l0) + ".diff_id";
+  ASSERT_TRUE(fs::exists(id_file));
+  ASSERT_EQ(::unlink(id_file.c_str()), 0);
+  auto again = b_->get("localhost/old:1");
+  ASSERT_TRUE(again.ok()) << again.error().to_string();
+  auto recorded = fs::read_file(id_file);
+  ASSERT_TRUE(recorded.ok());
+  EXPECT_EQ(*recorded, img.config.diff_ids[0]) << "hashed from the blob (gzip-compressed)";
+  // A record an older strata stored for an image whose config lies, its layer unpacked then.
+  std::string layer = make_tar({{"etc/x", "x\n"}});
+  nlohmann::json cfg = {{"architecture", "amd64"},
+                        {"os", "linux"},
+                        {"rootfs", {{"type", "layers"}, {"diff_ids", {sha256_digest("lie")}}}}};
+  std::string config = cfg.dump();
+  nlohmann::json m = {
+      {"schemaVersion", 2},
+      {"mediaType", media_type::kOciManifest},
+      {"config",
+       {{"mediaType", media_type::kOciConfig}, {"digest", sha256_digest(config)}, {"size", config.size()}}},
+      {"layers",
+       {{{"mediaType", media_type::kOciLayer}, {"digest", sha256_digest(layer)}, {"size", layer.size()}}}}};
+  std::string manifest = m.dump();
+  for (const auto& blob : {layer, config, manifest}) ASSERT_OK(b_->content().put_blob(blob));
+  ASSERT_OK(fs::mkdir_p(b_->layer_dir(sha256_digest(layer)) + "/etc"));
+  ASSERT_OK(b_->content().put_image({"localhost/x:1",
+                                     sha256_digest(manifest),
+                                     {sha256_digest(manifest), sha256_digest(config), sha256_digest(layer)},
+                                     ""}));
+  auto lied = b_->get("localhost/x:1");
+  ASSERT_FALSE(lied.ok()) << "a stored image whose diff_id lies";
+  EXPECT_NE(lied.error().message().find("diff_id mismatch"), std::string::npos) << lied.error().message();
+  EXPECT_NE(lied.error().message().find(sha256_digest("lie")), std::string::npos) << lied.error().message();
 }
 
 TEST_F(ArchiveTest, MalformedManifestJsonIsAnError) {

@@ -155,6 +155,37 @@ TEST(ManifestTest, SelectPlatform) {
             std::string::npos);
 }
 
+// Strings from a registry's manifest are shown cut and escaped in errors: a 4 MiB manifest can
+// hold a media type of megabytes, or escape sequences for the terminal.
+TEST(ManifestTest, HostileStringsInErrorsAreCut) {
+  std::string huge(100000, 'x');
+  auto r = parse_manifest(oci_manifest(descriptor(huge, 'a')));
+  ASSERT_FALSE(r.ok());
+  EXPECT_LT(r.error().message().size(), 400u);
+  EXPECT_NE(r.error().message().find("xxx\"... (100000 bytes) is not a layer media type"), std::string::npos)
+      << r.error().message();
+  r = parse_manifest(oci_manifest("", "\\u001b[2Jevil"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("\"\\x1b[2Jevil\" is not an image config"), std::string::npos)
+      << r.error().message();
+
+  Index index;
+  for (int i = 0; i < 1000; ++i) {
+    Descriptor d;
+    d.media_type = media_type::kOciManifest;
+    d.digest = dg('1');
+    d.platform = Platform{"linux", "arch" + std::to_string(i)};
+    index.manifests.push_back(d);
+  }
+  index.manifests[1].platform->architecture = "\x1b]0;x\x07";
+  auto sel = select_platform(index, Platform{"linux", "amd64"});
+  ASSERT_FALSE(sel.ok());
+  const std::string& m = sel.error().message();
+  EXPECT_LT(m.size(), 400u) << m;
+  EXPECT_NE(m.find("it offers linux/arch0, \"linux/\\x1b]0;x\\x07\", linux/arch2"), std::string::npos) << m;
+  EXPECT_NE(m.find(" more"), std::string::npos) << m;
+}
+
 TEST(ManifestTest, HostPlatformAndPlatformStrings) {
   Platform host = host_platform();
   EXPECT_EQ(host.os, "linux");

@@ -37,6 +37,12 @@ class StoreTest : public ::testing::Test {
       if (f.find(".lock") == std::string::npos) out.push_back(f);
     return out;
   }
+  std::vector<std::string> ingest_lock_files() {
+    std::vector<std::string> out;
+    for (auto& f : fs::list_dir(store_->root() + "/ingest"))
+      if (f.find(".lock") != std::string::npos) out.push_back(f);
+    return out;
+  }
   std::string put(const std::string& data) {
     auto d = store_->put_blob(data);
     EXPECT_TRUE(d.ok()) << d.error().to_string();
@@ -93,6 +99,15 @@ TEST_F(StoreTest, ReadBlobDetectsCorruption) {
   auto r = store_->read_blob(d, 1024);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("corrupt"), std::string::npos) << r.error().message();
+}
+
+// A FIFO (or device) where a blob should be is refused at once: opening it would block.
+TEST_F(StoreTest, ReadBlobRefusesAFifo) {
+  std::string d = sha256_digest("never written");
+  ASSERT_EQ(::mkfifo(store_->blob_path(d).c_str(), 0644), 0);
+  auto r = store_->read_blob(d, 1024);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("is a FIFO"), std::string::npos) << r.error().message();
 }
 
 TEST_F(StoreTest, ResumeFromPartialData) {
@@ -232,6 +247,74 @@ TEST_F(StoreTest, ConcurrentWritersInProcesses) {
   EXPECT_EQ(present, 2);
   EXPECT_EQ(*store_->read_blob(d, 1 << 20), data);
   EXPECT_TRUE(ingest_data_files().empty());
+}
+
+// ingest/<hex>.lock lives only while a writer holds or waits for it: committed, failed,
+// abandoned with partial data, or finding the blob present, a writer leaves no lock file.
+TEST_F(StoreTest, LockFilesGoWithTheirWriter) {
+  put("committed");
+  EXPECT_TRUE(ingest_lock_files().empty()) << "after a commit";
+  auto present = store_->put_blob("committed");
+  ASSERT_TRUE(present.ok());
+  EXPECT_TRUE(ingest_lock_files().empty()) << "after finding the blob present";
+  {
+    auto w = store_->writer(sha256_digest("right"), 5);
+    ASSERT_TRUE(w.ok());
+    EXPECT_EQ(ingest_lock_files().size(), 1u) << "held while writing";
+    ASSERT_TRUE(w->write("wrong", 5).ok());
+    EXPECT_FALSE(w->commit().ok());
+  }
+  EXPECT_TRUE(ingest_lock_files().empty()) << "after a digest mismatch";
+  {
+    auto w = store_->writer(sha256_digest("partial data"), 12);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE(w->write("partial", 7).ok());
+  }
+  EXPECT_TRUE(ingest_lock_files().empty()) << "after a failed fetch";
+  EXPECT_EQ(ingest_data_files().size(), 1u) << "its partial data stays for a resume";
+  ASSERT_TRUE(store_->put_blob("partial data").ok());
+  EXPECT_TRUE(fs::list_dir(store_->root() + "/ingest").empty());
+}
+
+// Removing lock files must not let two writers of one blob in at once: many threads race on one
+// blob whose writers mostly give up (so the next waiter really writes), each checking that it is
+// alone between getting its writer and dropping it.
+TEST_F(StoreTest, RemovedLockFilesStillExcludeWriters) {
+  std::string data = "contended blob";
+  std::string d = sha256_digest(data);
+  std::atomic<int> inside{0}, overlaps{0}, errors{0}, commits{0};
+  std::atomic<int> turn{0};
+  auto work = [&] {
+    for (int round = 0; round < 20; ++round) {
+      auto w = store_->writer(d, static_cast<int64_t>(data.size()));
+      if (!w.ok()) {
+        ++errors;
+        continue;
+      }
+      if (w->already_present()) return;
+      if (inside.fetch_add(1) != 0) ++overlaps;
+      std::this_thread::sleep_for(200us);
+      // Give up 29 times of 30, leaving the next writer to start from the partial data.
+      bool last = turn.fetch_add(1) >= 29;
+      if (!w->write(data.data() + w->offset(), last ? data.size() - w->offset() : 0).ok()) ++errors;
+      inside.fetch_sub(1);
+      if (last) {
+        if (w->commit().ok())
+          ++commits;
+        else
+          ++errors;
+        return;
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) threads.emplace_back(work);
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(overlaps, 0) << "two writers held the same blob at once";
+  EXPECT_EQ(errors, 0);
+  EXPECT_EQ(commits, 1);
+  EXPECT_EQ(*store_->read_blob(d, 1024), data);
+  EXPECT_TRUE(fs::list_dir(store_->root() + "/ingest").empty());
 }
 
 // A pull killed half-way (the process dies, its locks go with it) leaves only ingest/ data,

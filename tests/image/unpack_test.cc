@@ -6,6 +6,7 @@
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/capability.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "base/digest.h"
 #include "base/fd.h"
 #include "base/fs.h"
 #include "image/manifest.h"
@@ -398,6 +400,108 @@ TEST_F(UnpackTest, XattrsFromPaxHeadersAndOverlayXattrsDropped) {
   EXPECT_EQ(xattr("f", "user.overlay.opaque"), std::nullopt) << "a layer cannot forge overlay xattrs";
   EXPECT_EQ(xattr("d", "user.dir"), "v");
   EXPECT_EQ(xattr("d", "user.overlay.opaque"), std::nullopt);
+  // libarchive's pax writer records each xattr twice (LIBARCHIVE.xattr.* and SCHILY.xattr.*) and
+  // its reader reports both: 3 names dropped, 6 records.
+  EXPECT_EQ(r->xattrs_dropped, 6u);
+}
+
+// Only the allow-list of unpack.h reaches the disk; the rest is dropped by name, before any
+// setxattr (so the count does not depend on what this user may set). Root's view is in
+// tests/image/integration/unpack_root_test.cc.
+TEST_F(UnpackTest, XattrsOutsideTheAllowListAreDropped) {
+  vfs_cap_data cap{};
+  cap.magic_etc = VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE;
+  cap.data[0].permitted = 1u << CAP_NET_RAW;
+  TarEntry f = file("f", "data");
+  f.xattrs = {{"user.mime_type", "text/plain"},
+              {"security.selinux", "system_u:object_r:shadow_t:s0"},
+              {"security.ima", "\x03\x02"},
+              {"security.SMACK64EXEC", "_"},
+              {"trusted.glusterfs.x", "1"},
+              {"system.nfs4_acl", "x"},
+              {"os2.name", "x"},
+              {"security.capability", std::string(reinterpret_cast<const char*>(&cap), XATTR_CAPS_SZ_2)}};
+  auto r = unpack(make_tar({f}));
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(xattr("f", "user.mime_type"), "text/plain");
+  // (Run as root, each of these could have been set.)
+  for (const char* name : {"security.selinux", "security.ima", "security.SMACK64EXEC", "trusted.glusterfs.x",
+                           "system.nfs4_acl", "os2.name"})
+    EXPECT_EQ(xattr("f", name), std::nullopt) << name;
+  EXPECT_EQ(r->xattrs_dropped, 12u)
+      << "6 names, each recorded twice (see above); security.capability is allowed";
+}
+
+TEST_F(UnpackTest, DiffIdIsTheDigestOfTheUncompressedStream) {
+  std::vector<TarEntry> entries = sample_layer();
+  std::string tar = make_tar(entries);
+  // Padding after the end-of-archive blocks (tar writes whole records) belongs to the stream.
+  std::string padded_tar = tar + std::string(10240, '\0');
+  for (Compression c : {Compression::kNone, Compression::kGzip, Compression::kZstd}) {
+    SCOPED_TRACE(static_cast<int>(c));
+    auto r = unpack(make_tar(entries, c));
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ(r->diff_id, sha256_digest(tar));
+    EXPECT_EQ(r->tar_bytes, tar.size());
+  }
+  auto r = unpack(padded_tar);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->diff_id, sha256_digest(padded_tar));
+  UniqueFd fd(open((top_ + "/blob").c_str(), O_RDONLY | O_CLOEXEC));
+  auto id = layer_diff_id(fd.get());
+  ASSERT_TRUE(id.ok()) << id.error().message();
+  EXPECT_EQ(*id, sha256_digest(padded_tar)) << "without unpacking: the same digest";
+
+  UnpackOptions o = unprivileged();
+  o.expected_diff_id = sha256_digest(tar);
+  r = unpack(make_tar(entries, Compression::kGzip), o);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  o.expected_diff_id = sha256_digest("another layer");
+  r = unpack(make_tar(entries, Compression::kGzip), o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("diff_id mismatch"), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().message().find(sha256_digest(tar)), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().message().find(sha256_digest("another layer")), std::string::npos);
+}
+
+TEST_F(UnpackTest, CompressionInsideCompressionIsRefused) {
+  std::string gz = make_tar(sample_layer(), Compression::kGzip);
+  // gzip of the gzip, written by libarchive's raw format.
+  std::string twice;
+  archive* a = archive_write_new();
+  archive_write_set_format_raw(a);
+  archive_write_add_filter_gzip(a);
+  ASSERT_EQ(archive_write_open(a, &twice, nullptr, append_cb, nullptr), ARCHIVE_OK);
+  archive_entry* e = archive_entry_new();
+  archive_entry_set_filetype(e, AE_IFREG);
+  archive_entry_set_pathname(e, "data");
+  ASSERT_EQ(archive_write_header(a, e), ARCHIVE_OK) << archive_error_string(a);
+  archive_write_data(a, gz.data(), gz.size());
+  archive_entry_free(e);
+  archive_write_close(a);
+  archive_write_free(a);
+  auto r = unpack(twice);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("compressed more than once (gzip inside gzip)"), std::string::npos)
+      << r.error().message();
+}
+
+// A name is shown cut to 200 bytes with its length, and with its control characters escaped: a
+// pax header can carry megabytes, and an escape sequence in a name must not reach a terminal.
+TEST_F(UnpackTest, LongAndControlCharacterNamesAreShownCut) {
+  std::string huge(100000, 'n');
+  auto r = unpack(make_tar({file(huge, "x")}));
+  ASSERT_FALSE(r.ok());
+  const std::string& m = r.error().message();
+  EXPECT_LT(m.size(), 400u) << m.size();
+  EXPECT_NE(m.find("entry \"" + std::string(200, 'n') + "\"... (100000 bytes)"), std::string::npos) << m;
+  EXPECT_NE(m.find("longer than 4095 bytes"), std::string::npos) << m;
+
+  r = unpack(pax_file("\x1b]0;pwned\x07\xc3\xa9/../../x", "x") + std::string(1024, '\0'));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("entry \"\\x1b]0;pwned\\x07\xc3\xa9/../../x\""), std::string::npos)
+      << r.error().message();
+  EXPECT_EQ(r.error().message().find('\x1b'), std::string::npos);
 }
 
 TEST_F(UnpackTest, NonAsciiAndLongNames) {

@@ -13,6 +13,7 @@
 
 #include "base/digest.h"
 #include "base/fs.h"
+#include "image/images.h"
 #include "image/store.h"
 #include "registry_fixture.h"
 
@@ -476,6 +477,90 @@ TEST_F(RegistryTest, WrongContentAndOversizedManifestsStoreNothing) {
   EXPECT_THAT(m.error().message(), HasSubstr("larger than the limit"));
   auto bad = c.get_manifest("team/app", "sha256:" + std::string(64, '0'), kOciManifest);
   ASSERT_FALSE(bad.ok());
+}
+
+// Everything an image store holds under its root, relative ("" when nothing).
+std::string store_leftovers(const std::string& root) {
+  std::string out;
+  for (const char* sub : {"images", "blobs/sha256", "layers/sha256", "layers/tmp", "ingest"})
+    for (const auto& f : fs::list_dir(root + "/" + sub)) out += std::string(sub) + "/" + f + "\n";
+  return out;
+}
+
+// The pull path end to end against the real registry: an image whose blobs are all what their
+// digests say, but whose config's rootfs.diff_ids name other content, is refused by
+// ImageService::pull while the layer is unpacked, and the failed pull stores nothing.
+TEST_F(RegistryTest, PullRefusesAWrongDiffIdAndStoresNothing) {
+  RegistryProcess reg(tmp_.path() + "/reg", {});
+  ASSERT_TRUE(reg.ready()) << reg.log();
+  RegistryClient c(reg.domain(), opts());
+  std::string src = tmp_.path() + "/layer-src";
+  ASSERT_TRUE(fs::mkdir_p(src + "/etc").ok());
+  write_text(src + "/etc/served", "what the registry serves\n");
+  std::string layer_path = tmp_.path() + "/layer.tar";
+  ASSERT_EQ(run("tar --numeric-owner --mtime=@0 -C " + src + " -cf " + layer_path + " etc"), 0);
+  std::string layer = read_text(layer_path);
+  std::string claimed = sha256_digest("what the config claims");
+  std::string config =
+      R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[")" + claimed + R"("]}})";
+  std::string config_path = tmp_.path() + "/config.json";
+  write_text(config_path, config);
+  nlohmann::json m = {{"schemaVersion", 2},
+                      {"mediaType", kOciManifest},
+                      {"config",
+                       {{"mediaType", "application/vnd.oci.image.config.v1+json"},
+                        {"digest", sha256_digest(config)},
+                        {"size", config.size()}}},
+                      {"layers",
+                       {{{"mediaType", "application/vnd.oci.image.layer.v1.tar"},
+                         {"digest", sha256_digest(layer)},
+                         {"size", layer.size()}}}}};
+  ASSERT_TRUE(c.push_blob("team/evil", sha256_digest(config), config_path).ok());
+  ASSERT_TRUE(c.push_blob("team/evil", sha256_digest(layer), layer_path).ok());
+  ASSERT_TRUE(c.put_manifest("team/evil", "v1", m.dump(), kOciManifest).ok());
+
+  std::string root = tmp_.path() + "/images";
+  auto svc = ImageService::open(root);
+  ASSERT_TRUE(svc.ok()) << svc.error().to_string();
+  PullOptions po;
+  po.registry = opts();
+  auto img = svc->pull(reg.domain() + "/team/evil:v1", po);
+  ASSERT_FALSE(img.ok()) << "pulled an image whose diff_id lies";
+  EXPECT_THAT(img.error().message(), HasSubstr("diff_id mismatch"));
+  EXPECT_THAT(img.error().message(), HasSubstr("layer " + sha256_digest(layer)));
+  EXPECT_THAT(img.error().message(),
+              HasSubstr(sha256_digest(layer) + ", the image config's rootfs.diff_ids says " + claimed));
+  EXPECT_EQ(store_leftovers(root), "");
+  EXPECT_TRUE(svc->list().empty());
+}
+
+// A manifest's config size is checked before the config is fetched: a registry cannot make a
+// pull download gigabytes into the store as a "config" that would be refused once read.
+TEST_F(RegistryTest, PullRefusesAnOversizedConfigBeforeFetchingIt) {
+  std::string config_digest = sha256_digest("never fetched");
+  nlohmann::json m = {{"schemaVersion", 2},
+                      {"mediaType", kOciManifest},
+                      {"config",
+                       {{"mediaType", "application/vnd.oci.image.config.v1+json"},
+                        {"digest", config_digest},
+                        {"size", int64_t{64} << 30}}},
+                      {"layers", nlohmann::json::array()}};
+  std::string body = m.dump();
+  ScriptedServer srv([&](const ScriptedRequest& r) -> ScriptedReply {
+    if (r.target.find("/manifests/") != std::string::npos)
+      return {200, {{"Content-Type", kOciManifest}}, body};
+    return {500, {}, "not expected"};
+  });
+  std::string root = tmp_.path() + "/images";
+  auto svc = ImageService::open(root);
+  ASSERT_TRUE(svc.ok()) << svc.error().to_string();
+  PullOptions po;
+  po.registry = opts();
+  auto img = svc->pull(srv.origin() + "/team/app:v1", po);
+  ASSERT_FALSE(img.ok());
+  EXPECT_THAT(img.error().message(), HasSubstr("68719476736 bytes, over the limit"));
+  for (const auto& r : srv.requests()) EXPECT_EQ(r.target.find("/blobs/"), std::string::npos) << r.target;
+  EXPECT_EQ(store_leftovers(root), "");
 }
 
 }  // namespace

@@ -141,7 +141,7 @@ TEST_F(UnpackRootTest, OwnershipModesDevicesAndXattrs) {
                 .mode = 02750,
                 .uid = 1000,
                 .gid = 1001,
-                .xattrs = {{"trusted.note", "dir"}}};
+                .xattrs = {{"user.note", "dir"}, {"trusted.note", "dir"}}};
   TarEntry link{.path = "home/user/link",
                 .type = AE_IFLNK,
                 .mode = 0777,
@@ -167,11 +167,13 @@ TEST_F(UnpackRootTest, OwnershipModesDevicesAndXattrs) {
   EXPECT_EQ(st.st_uid, 1000u);
   EXPECT_EQ(st.st_gid, 1001u);
   EXPECT_EQ(st.st_mode & 07777, 02750u);
-  EXPECT_EQ(get_xattr(dest + "/home/user", "trusted.note"), "dir");
+  EXPECT_EQ(get_xattr(dest + "/home/user", "user.note"), "dir");
+  EXPECT_EQ(get_xattr(dest + "/home/user", "trusted.note"), std::nullopt) << "trusted.* is the host's";
   ASSERT_EQ(lstat((dest + "/home/user/link").c_str(), &st), 0);
   EXPECT_TRUE(S_ISLNK(st.st_mode));
   EXPECT_EQ(st.st_uid, 1000u) << "the link itself, not its target";
-  EXPECT_EQ(get_xattr(dest + "/home/user/link", "trusted.note"), "link");
+  EXPECT_EQ(get_xattr(dest + "/home/user/link", "trusted.note"), std::nullopt);
+  EXPECT_EQ(r->xattrs_dropped, 4u) << "2 names, each recorded twice by libarchive's pax writer";
   ASSERT_EQ(lstat((dest + "/dev/null").c_str(), &st), 0);
   EXPECT_TRUE(S_ISCHR(st.st_mode));
   EXPECT_EQ(st.st_rdev, makedev(1, 3));
@@ -183,6 +185,50 @@ TEST_F(UnpackRootTest, OwnershipModesDevicesAndXattrs) {
   ASSERT_EQ(lstat((dest + "/run/fifo").c_str(), &st), 0);
   EXPECT_TRUE(S_ISFIFO(st.st_mode));
   EXPECT_EQ(st.st_uid, 7u);
+}
+
+// As root every name could be set, so what reaches the disk is the allow-list's doing (unpack.h):
+// LSM labels, IMA/EVM data and trusted.* from a layer are dropped; file capabilities, ACLs and
+// user.* are applied.
+TEST_F(UnpackRootTest, OnlyAllowListedXattrsAreApplied) {
+  vfs_cap_data cap{};
+  cap.magic_etc = VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE;
+  cap.data[0].permitted = 1u << CAP_NET_RAW;
+  std::string cap_bytes(reinterpret_cast<const char*>(&cap), XATTR_CAPS_SZ_2);
+  // system.posix_acl_access as the kernel stores it: version 2, then (tag, perm, id) entries:
+  // user::rw-, user:1234:r--, group::r--, mask::r--, other::r--.
+  auto acl_entry = [](uint16_t tag, uint16_t perm, uint32_t id) {
+    std::string e(8, '\0');
+    memcpy(&e[0], &tag, 2);
+    memcpy(&e[2], &perm, 2);
+    memcpy(&e[4], &id, 4);
+    return e;
+  };
+  uint32_t version = 2;
+  std::string acl(reinterpret_cast<const char*>(&version), 4);
+  acl += acl_entry(0x01, 6, UINT32_MAX) + acl_entry(0x02, 4, 1234) + acl_entry(0x04, 4, UINT32_MAX) +
+         acl_entry(0x10, 4, UINT32_MAX) + acl_entry(0x20, 4, UINT32_MAX);
+  TarEntry f = file("bin/tool", "elf");
+  f.mode = 0755;
+  f.xattrs = {{"security.capability", cap_bytes},
+              {"system.posix_acl_access", acl},
+              {"user.origin", "image"},
+              {"security.selinux", "system_u:object_r:shadow_t:s0"},
+              {"security.ima", std::string("\x03\x02\x04", 3)},
+              {"security.evm", std::string("\x03\x02", 2)},
+              {"trusted.overlay.redirect", "/etc"},
+              {"trusted.strata-test", "x"}};
+  std::string dest = layer_dir("layer");
+  auto r = unpack(make_tar_gz({f}), dest);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  std::string p = dest + "/bin/tool";
+  EXPECT_EQ(get_xattr(p, "security.capability"), cap_bytes);
+  EXPECT_EQ(get_xattr(p, "system.posix_acl_access"), acl);
+  EXPECT_EQ(get_xattr(p, "user.origin"), "image");
+  for (const char* dropped : {"security.selinux", "security.ima", "security.evm", "trusted.overlay.redirect",
+                              "trusted.strata-test"})
+    EXPECT_EQ(get_xattr(p, dropped), std::nullopt) << dropped;
+  EXPECT_EQ(r->xattrs_dropped, 10u) << "5 names, each recorded twice by libarchive's pax writer";
 }
 
 std::vector<TarEntry> lower_layer() {
