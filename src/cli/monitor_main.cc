@@ -11,7 +11,7 @@
 // Usage (internal; the arguments are written by src/sandbox/launch.cc):
 //   strata-monitor --pid PID --log FILE --exit-file FILE [--stdout-fd N] [--stderr-fd N]
 //                  [--tee-stdout-fd N] [--tee-stderr-fd N] [--exit-fd N] [--console-fd N]
-//                  [--stdin-fd N] [--health-interval-ms N --health-arg WORD...]
+//                  [--stdin-fd N [--stdin-pipe-fd N]] [--health-interval-ms N --health-arg WORD...]
 //                  [-- CLEANUP-ARGV...]
 // With a health interval the monitor runs the health command (the --health-arg words: `strata
 // healthcheck run ID`) every interval while the container runs, one at a time, as podman's
@@ -46,7 +46,8 @@ struct Options {
   int tee_stderr_fd = -1;
   int exit_fd = -1;
   int console_fd = -1;       // --tty: the pty master (output in, forwarded stdin out)
-  int stdin_fd = -1;         // -it: the CLI's stdin, copied into the terminal
+  int stdin_fd = -1;         // -i: the CLI's stdin, copied into the terminal or the stdin pipe
+  int stdin_pipe_fd = -1;    // -i without -t: the write end of the container's stdin pipe
   char** cleanup = nullptr;  // argv of the exit command, or null
   long health_interval_ms = 0;
   static constexpr int kMaxHealthArgs = 15;
@@ -169,6 +170,8 @@ Options parse(int argc, char** argv) {
       o.console_fd = parse_fd(v);
     else if (strcmp(a, "--stdin-fd") == 0)
       o.stdin_fd = parse_fd(v);
+    else if (strcmp(a, "--stdin-pipe-fd") == 0)
+      o.stdin_pipe_fd = parse_fd(v);
     else if (strcmp(a, "--health-interval-ms") == 0)
       o.health_interval_ms = parse_fd(v);
     else if (strcmp(a, "--health-arg") == 0) {
@@ -276,8 +279,21 @@ int main(int argc, char** argv) {
     if (s.fd >= 0) ::fcntl(s.fd, F_SETFD, FD_CLOEXEC);
     if (s.tee >= 0) ::fcntl(s.tee, F_SETFD, FD_CLOEXEC);
   }
-  int in_fd = o.console_fd >= 0 ? o.stdin_fd : -1;
+  // The caller's stdin goes into the terminal, or (-i without -t) into the container's stdin
+  // pipe: the container never holds the caller's own file. The pipe is non-blocking and
+  // written from a small buffer, so a container that does not read its stdin cannot stall the
+  // log copying.
+  int in_to = o.console_fd >= 0 ? o.console_fd : o.stdin_pipe_fd;
+  int in_fd = in_to >= 0 ? o.stdin_fd : -1;
   if (in_fd >= 0) ::fcntl(in_fd, F_SETFD, FD_CLOEXEC);
+  const bool in_pipe = in_to >= 0 && in_to == o.stdin_pipe_fd;
+  if (in_pipe) {
+    ::fcntl(in_to, F_SETFD, FD_CLOEXEC);
+    ::fcntl(in_to, F_SETFL, O_NONBLOCK);
+  }
+  if (in_fd < 0 && o.stdin_pipe_fd >= 0) ::close(o.stdin_pipe_fd);
+  char in_buf[4096];
+  size_t in_len = 0, in_off = 0;
 
   int timer = health_timer(o.health_interval_ms);
   pid_t health_pid = 0;
@@ -306,7 +322,7 @@ int main(int argc, char** argv) {
     bool open_streams = streams[0].fd >= 0 || streams[1].fd >= 0;
     if (exited && !open_streams) break;
 
-    struct pollfd pfd[5];
+    struct pollfd pfd[6];
     int n = 0;
     pfd[n++] = {sfd, POLLIN, 0};
     int timer_idx = -1;
@@ -317,7 +333,8 @@ int main(int argc, char** argv) {
     int in_idx = -1;
     if (in_fd >= 0 && !exited) {
       in_idx = n;
-      pfd[n++] = {in_fd, POLLIN, 0};
+      // With input still pending for the pipe, wait for room in the pipe instead.
+      pfd[n++] = in_len > in_off ? pollfd{in_to, POLLOUT, 0} : pollfd{in_fd, POLLIN, 0};
     }
     int idx[2] = {-1, -1};
     for (int i = 0; i < 2; ++i) {
@@ -343,13 +360,32 @@ int main(int argc, char** argv) {
       if (health_pid == 0) health_pid = spawn_health_check(o, mask);
     }
     if (in_idx >= 0 && pfd[in_idx].revents != 0) {
-      char buf[4096];
-      ssize_t got = ::read(in_fd, buf, sizeof buf);
-      if (got > 0) {
-        write_all(o.console_fd, buf, static_cast<size_t>(got));
-      } else if (got == 0 || errno != EINTR) {
-        ::close(in_fd);  // the caller's input ended: the terminal stays open
-        in_fd = -1;
+      if (in_len == in_off) {
+        ssize_t got = ::read(in_fd, in_buf, sizeof in_buf);
+        if (got > 0) {
+          in_len = static_cast<size_t>(got);
+          in_off = 0;
+        } else if (got == 0 || errno != EINTR) {
+          // The caller's input ended: a terminal stays open, a pipe is closed (EOF inside).
+          ::close(in_fd);
+          in_fd = -1;
+          if (in_pipe) ::close(in_to);
+        }
+      }
+      if (in_fd >= 0 && in_len > in_off) {
+        if (!in_pipe) {
+          write_all(in_to, in_buf + in_off, in_len - in_off);
+          in_off = in_len;
+        } else {
+          ssize_t w = ::write(in_to, in_buf + in_off, in_len - in_off);
+          if (w > 0) {
+            in_off += static_cast<size_t>(w);
+          } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+            ::close(in_fd);  // the container closed its stdin (EPIPE): stop reading ours
+            in_fd = -1;
+            ::close(in_to);
+          }
+        }
       }
     }
     for (int i = 0; i < 2; ++i) {

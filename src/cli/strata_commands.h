@@ -40,10 +40,7 @@ struct RunImage {
   std::string name;    // as the user wrote it, normalized ("docker.io/library/busybox:latest")
   std::string digest;  // manifest digest
   std::vector<std::string> layers;
-  std::vector<std::string> env, entrypoint, cmd, volumes;
-  std::string working_dir, user, stop_signal;
-  std::map<std::string, std::string> labels;
-  std::optional<image::Healthcheck> healthcheck;
+  image::ImageConfig config;
 };
 // pull_policy: "missing" (pull when not present), "always", "never".
 Result<RunImage> image_for_run(const Globals& g, const std::string& ref, const std::string& pull_policy);

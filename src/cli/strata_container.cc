@@ -48,6 +48,11 @@ std::string ports_str(const sandbox::ContainerConfig& c) {
 }
 
 std::string status_str(const ContainerStore& store, const ContainerRecord& r) {
+  // A damaged record says so first: it can be stopped and removed, not started.
+  if (!r.damaged.empty())
+    return std::string("Damaged (") +
+           (store.state(r) == sandbox::RunState::kRunning ? "running" : "stopped") +
+           "; strata rm -f removes it)";
   auto state = store.state(r);
   if (state == sandbox::RunState::kRunning) {
     std::string up = "Up " + human_duration(static_cast<int64_t>(std::time(nullptr)) -
@@ -130,6 +135,7 @@ Json inspect_json(const ContainerStore& store, const ContainerRecord& r) {
                 {"PidsLimit", r.config.pids_limit.value_or(0)}}},
               {"NetworkSettings", {{"IPAddress", r.ip}, {"Network", r.network_attached}, {"Ports", ports}}},
               {"LogPath", store.dir(r.id) + "/ctr.log"}};
+  if (!r.damaged.empty()) out["State"]["Error"] = r.damaged;
   if (r.config.health) {
     out["State"]["Health"] = health;
     out["State"]["Healthcheck"] = health;
@@ -375,7 +381,7 @@ void add_container_commands(CLI::App& app, Globals& g) {
   exec->add_option("-e,--env", ex->env, "Set an environment variable")->allow_extra_args(false);
   exec->add_option("-u,--user", ex->user, "User: uid[:gid]");
   exec->add_option("-w,--workdir", ex->cwd, "Working directory");
-  exec->callback([&g, ex, ex_key, exec] {
+  exec->callback([&g, ex, ex_interactive, ex_key, exec] {
     auto rest = command_words(exec);
     if (rest.size() < 2) {
       g.exit_code = fail(Error("exec: usage: strata exec [OPTIONS] CONTAINER COMMAND [ARG...]"));
@@ -390,7 +396,7 @@ void add_container_commands(CLI::App& app, Globals& g) {
       if (Status st = guard_self(g, rec->config); !st.ok()) return fail(st.error());
       ex->id = id;
       ex->args.assign(rest.begin() + 1, rest.end());
-      auto code = oci::exec_container(sandbox::runtime_context(s), *ex);
+      auto code = sandbox::exec(s, id, *ex, *ex_interactive);
       if (!code) return fail(code.error());
       return *code;
     });

@@ -271,15 +271,7 @@ Result<RunImage> image_for_run(const Globals& g, const std::string& ref, const s
   r.name = img->name;
   r.digest = img->digest;
   r.layers = img->layer_dirs;
-  r.env = img->config.env;
-  r.entrypoint = img->config.entrypoint;
-  r.cmd = img->config.cmd;
-  r.volumes = img->config.volumes;
-  r.working_dir = img->config.working_dir;
-  r.user = img->config.user;
-  r.stop_signal = img->config.stop_signal;
-  r.labels = img->config.labels;
-  r.healthcheck = img->config.healthcheck;
+  r.config = img->config;
   return r;
 }
 

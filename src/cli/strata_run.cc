@@ -12,9 +12,11 @@
 #include "cli/strata_commands.h"
 #include "net/ports.h"
 #include "oci/names.h"
+#include "sandbox/config_check.h"
 #include "sandbox/container.h"
 #include "sandbox/health.h"
 #include "sandbox/record.h"
+#include "sandbox/run_config.h"
 
 namespace strata::cli {
 
@@ -29,8 +31,8 @@ struct RunFlags {
   std::string memory, stop_signal;
   std::optional<int> stop_timeout;
   std::optional<std::string> entrypoint;
-  double cpus = 0;
-  int64_t pids_limit = 0;
+  std::optional<double> cpus;
+  std::optional<int64_t> pids_limit;
   std::vector<std::string> env, env_files, publish, volumes, mounts, cap_add, cap_drop, labels;
   sandbox::HealthFlags health;
 };
@@ -50,12 +52,6 @@ Result<std::vector<std::string>> read_env_file(const std::string& path) {
     out.emplace_back(l);
   }
   return out;
-}
-
-void set_env(std::vector<std::string>& env, const std::string& kv) {
-  std::string key = kv.substr(0, kv.find('=') + 1);
-  std::erase_if(env, [&](const std::string& e) { return e.rfind(key, 0) == 0; });
-  env.push_back(kv);
 }
 
 Result<sandbox::VolumeMount> parse_volume(const std::string& v) {
@@ -113,126 +109,93 @@ Status validate_restart(const std::string& r) {
   return Error("--restart " + r + ": expected no, on-failure[:N], always or unless-stopped");
 }
 
-// Merges the image's defaults with the flags, as docker does: --entrypoint replaces the
-// image's entrypoint (and drops its cmd), CMD... replaces the image's cmd.
+// The flags as typed values, then the image's defaults merged with them (src/sandbox's
+// make_container_config, as docker merges them).
 Result<sandbox::ContainerConfig> make_config(const Globals& g, const RunFlags& f,
                                              const std::vector<std::string>& rest) {
-  sandbox::ContainerConfig c;
-  std::vector<std::string> cmd;
+  sandbox::RunRequest req;
   RunImage img;
   if (!f.rootfs.empty()) {
-    c.rootfs = fs::absolute(f.rootfs);
-    cmd = rest;
-    img.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+    req.command = rest;
   } else {
     if (rest.empty()) return Error("run: an image is required (strata run [OPTIONS] IMAGE [COMMAND...])");
     ASSIGN_OR_RETURN(img, image_for_run(g, rest[0], f.pull));
-    cmd.assign(rest.begin() + 1, rest.end());
-    c.image = img.name;
-    c.image_digest = img.digest;
-    c.layers = img.layers;
+    req.command.assign(rest.begin() + 1, rest.end());
   }
-  std::vector<std::string> entry = img.entrypoint;
-  if (f.entrypoint) {
-    entry = f.entrypoint->empty() ? std::vector<std::string>{} : std::vector<std::string>{*f.entrypoint};
-  } else if (cmd.empty()) {
-    cmd = img.cmd;
-  }
-  c.args = entry;
-  c.args.insert(c.args.end(), cmd.begin(), cmd.end());
-  if (c.args.empty()) return Error("run: no command given and the image defines none");
-  c.env = img.env;
-  if (std::none_of(c.env.begin(), c.env.end(),
-                   [](const std::string& e) { return e.rfind("PATH=", 0) == 0; })) {
-    c.env.insert(c.env.begin(), "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-  }
+  req.entrypoint = f.entrypoint;
   for (const auto& file : f.env_files) {
     auto vars = read_env_file(file);
     if (!vars) return std::move(vars).error().context("--env-file " + file);
-    for (const auto& kv : *vars) set_env(c.env, kv);
+    req.env.insert(req.env.end(), vars->begin(), vars->end());
   }
   for (const auto& e : f.env) {
     if (e.find('=') == std::string::npos) {
-      if (const char* v = std::getenv(e.c_str())) set_env(c.env, e + "=" + v);
+      // docker: a bare name takes the value from the caller's environment (or nothing).
+      if (const char* v = std::getenv(e.c_str())) req.env.push_back(e + "=" + v);
       continue;
     }
     if (e[0] == '=') return Error("-e " + e + ": empty variable name");
-    set_env(c.env, e);
+    req.env.push_back(e);
   }
-  if (f.tty && std::none_of(c.env.begin(), c.env.end(),
-                            [](const std::string& e) { return e.rfind("TERM=", 0) == 0; })) {
-    c.env.push_back("TERM=xterm");
-  }
-  c.cwd = !f.workdir.empty() ? f.workdir : (!img.working_dir.empty() ? img.working_dir : "/");
-  if (c.cwd[0] != '/') return Error("--workdir " + c.cwd + ": must be an absolute path");
-  c.user = !f.user.empty() ? f.user : img.user;
-  c.hostname = f.hostname;
-  c.tty = f.tty;
-  c.interactive = f.interactive;
-  c.read_only = f.read_only;
-  c.cap_add = f.cap_add;
-  c.cap_drop = f.cap_drop;
+  req.workdir = f.workdir;
+  req.user = f.user;
+  req.hostname = f.hostname;
+  req.tty = f.tty;
+  req.interactive = f.interactive;
+  req.read_only = f.read_only;
+  req.cap_add = f.cap_add;
+  req.cap_drop = f.cap_drop;
   if (!f.memory.empty()) {
     auto m = str::parse_size(f.memory);
     if (!m || *m <= 0) return Error("--memory " + f.memory + ": expected a size such as 64m or 1g");
-    c.memory = *m;
+    req.memory = *m;
   }
-  if (f.cpus < 0) return Error("--cpus must not be negative");
-  if (f.cpus > 0) c.cpus = f.cpus;
-  if (f.pids_limit != 0) c.pids_limit = f.pids_limit;
-  c.network = f.network == "default" ? "bridge" : f.network;
+  // (inf and nan parse as numbers: sandbox::check_config refuses them with the others.)
+  req.cpus = f.cpus;
+  if (f.pids_limit) {
+    // docker: 0 and -1 mean no limit.
+    if (*f.pids_limit < -1)
+      return Error("--pids-limit " + std::to_string(*f.pids_limit) +
+                   ": must be positive (or -1 for no limit)");
+    if (*f.pids_limit > 0) req.pids_limit = *f.pids_limit;
+  }
+  req.network = f.network;
   for (const auto& p : f.publish) {
     auto mappings = net::parse_port_mapping(p);
     if (!mappings) return std::move(mappings).error().context("-p " + p);
     for (const auto& m : *mappings) {
-      c.ports.push_back({m.host_ip == "0.0.0.0" ? "" : m.host_ip, m.host_port, m.container_port, m.proto});
+      req.ports.push_back({m.host_ip == "0.0.0.0" ? "" : m.host_ip, m.host_port, m.container_port, m.proto});
     }
-  }
-  if (!c.ports.empty() && (c.network == "host" || c.network == "none")) {
-    return Error("-p cannot be used with --network " + c.network);
   }
   for (const auto& v : f.volumes) {
     ASSIGN_OR_RETURN(auto m, parse_volume(v));
-    c.volumes.push_back(m);
+    req.volumes.push_back(m);
   }
   for (const auto& v : f.mounts) {
     ASSIGN_OR_RETURN(auto m, parse_mount(v));
-    c.volumes.push_back(m);
+    req.volumes.push_back(m);
   }
-  // The image's VOLUMEs that no -v/--mount covers become anonymous volumes (as podman).
-  for (const auto& path : img.volumes) {
-    std::string dest = fs::clean(path);
-    bool covered = std::any_of(c.volumes.begin(), c.volumes.end(), [&](const sandbox::VolumeMount& m) {
-      return fs::clean(m.destination) == dest;
-    });
-    if (!covered) c.volumes.push_back({"", dest, false, true});
-  }
-  // Parents before children (as podman sorts mounts): an image VOLUME /data must not be mounted
-  // over a -v at /data/sub given on the command line.
-  auto depth = [](const std::string& p) { return std::count(p.begin(), p.end(), '/'); };
-  std::stable_sort(c.volumes.begin(), c.volumes.end(),
-                   [&](const sandbox::VolumeMount& a, const sandbox::VolumeMount& b) {
-                     return depth(fs::clean(a.destination)) < depth(fs::clean(b.destination));
-                   });
   TRY(validate_restart(f.restart));
-  c.restart = f.restart;
-  if (f.rm && f.restart != "no") return Error("--rm and --restart " + f.restart + " cannot be combined");
-  c.remove = f.rm;
-  c.stop_signal =
-      !f.stop_signal.empty() ? f.stop_signal : (!img.stop_signal.empty() ? img.stop_signal : "SIGTERM");
-  if (!oci::signal_from_name(c.stop_signal))
-    return Error("stop signal \"" + c.stop_signal + "\" is not a signal");
-  if (f.stop_timeout) {
-    if (*f.stop_timeout < 0)
-      return Error("--stop-timeout " + std::to_string(*f.stop_timeout) + ": must not be negative");
-    c.stop_timeout_s = *f.stop_timeout;
-  }
-  c.labels = img.labels;
+  req.restart = f.restart;
+  req.remove = f.rm;
+  req.stop_signal = f.stop_signal;
+  if (f.stop_timeout && *f.stop_timeout < 0)
+    return Error("--stop-timeout " + std::to_string(*f.stop_timeout) + ": must not be negative");
+  req.stop_timeout_s = f.stop_timeout;
   for (const auto& l : f.labels) {
     auto eq = l.find('=');
-    c.labels[l.substr(0, eq)] = eq == std::string::npos ? "" : l.substr(eq + 1);
+    req.labels[l.substr(0, eq)] = eq == std::string::npos ? "" : l.substr(eq + 1);
   }
-  ASSIGN_OR_RETURN(c.health, sandbox::resolve_health(img.healthcheck, f.health));
+  req.health = f.health;
+  ASSIGN_OR_RETURN(sandbox::ContainerConfig c,
+                   sandbox::make_container_config(f.rootfs.empty() ? &img.config : nullptr, req));
+  if (!f.rootfs.empty()) {
+    c.rootfs = fs::absolute(f.rootfs);
+  } else {
+    c.image = img.name;
+    c.image_digest = img.digest;
+    c.layers = img.layers;
+  }
   return c;
 }
 

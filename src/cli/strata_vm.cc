@@ -99,6 +99,9 @@ Result<VmRecord> find_vm(const Globals& g, const std::string& key) {
 
 bool alive(int pid) { return pid > 0 && ::kill(pid, 0) == 0; }
 
+// The largest answer taken from a VM's API (Firecracker's are a few KiB).
+constexpr size_t kMaxApiResponse = 1 << 20;
+
 // One HTTP/1.1 request on the VM's API socket; returns (status, body).
 Result<std::pair<int, std::string>> api(const std::string& sock, const std::string& method, const std::string& path,
                                         const std::string& body = "") {
@@ -131,9 +134,14 @@ Result<std::pair<int, std::string>> api(const std::string& sock, const std::stri
     size_t hdr_end = resp.find("\r\n\r\n");
     if (hdr_end != std::string::npos) {
       size_t cl = resp.find("Content-Length: ");
-      size_t len = cl != std::string::npos && cl < hdr_end ? std::stoul(resp.substr(cl + 16)) : 0;
-      if (resp.size() >= hdr_end + 4 + len) break;
+      // (std::stoul threw on a bad or huge length, ending strata with an uncaught exception.)
+      auto len = cl != std::string::npos && cl < hdr_end
+                     ? str::parse_uint(resp.substr(cl + 16, resp.find("\r\n", cl) - cl - 16))
+                     : std::optional<uint64_t>(0);
+      if (!len || *len > kMaxApiResponse) return Error("a bad Content-Length from " + sock);
+      if (resp.size() >= hdr_end + 4 + *len) break;
     }
+    if (resp.size() > kMaxApiResponse) return Error("an answer larger than 1 MiB from " + sock);
   }
   if (resp.compare(0, 9, "HTTP/1.1 ") != 0) return Error("no HTTP answer from " + sock);
   int status = std::atoi(resp.c_str() + 9);

@@ -22,10 +22,12 @@
 #include "base/fs.h"
 #include "base/rfc3339.h"
 #include "base/strings.h"
+#include "image/overlay.h"
 #include "oci/container.h"
 #include "oci/exe_guard.h"
 #include "oci/names.h"
 #include "oci/state.h"
+#include "sandbox/config_check.h"
 #include "sandbox/health.h"
 #include "sandbox/network_setup.h"
 #include "sandbox/spec_builder.h"
@@ -35,42 +37,22 @@ namespace strata::sandbox {
 
 namespace {
 
-// lowerdir takes the top layer first.
-std::string overlay_options(const ContainerRecord& rec, const std::string& dir) {
-  std::string lower;
-  if (!rec.config.rootfs.empty()) {
-    lower = rec.config.rootfs;
-  } else {
-    for (auto it = rec.config.layers.rbegin(); it != rec.config.layers.rend(); ++it) {
-      if (!lower.empty()) lower += ':';
-      lower += *it;
-    }
-  }
-  return "lowerdir=" + lower + ",upperdir=" + dir + "/upper,workdir=" + dir + "/work";
-}
-
 // The image's VOLUMEs (anonymous volumes) get a directory of the container's own on the first
-// start, seeded with what the image has there (cp -a, as podman's copy-up). A path whose any
-// component is a symlink in the image is not followed out of the rootfs: the volume starts
-// empty then.
-Status make_anonymous_volumes(const std::string& rootfs, const std::string& dir, ContainerRecord& rec) {
+// start, seeded with what the image has there (cp -a, as podman's copy-up). The path is resolved
+// inside the rootfs (a symlink in the image is followed as the container would follow it, never
+// out of it); a path that is missing or not a directory starts empty.
+Status make_anonymous_volumes(int root_fd, const std::string& dir, ContainerRecord& rec) {
   for (size_t i = 0; i < rec.config.volumes.size(); ++i) {
     VolumeMount& v = rec.config.volumes[i];
     if (!v.anonymous || !v.source.empty()) continue;
     std::string vdir = dir + "/volumes/" + std::to_string(i);
     TRY(fs::mkdir_p(vdir, 0755));
-    std::string src = rootfs;
-    bool plain = true;
-    for (const auto& part : str::split(fs::clean(v.destination), '/')) {
-      if (part.empty()) continue;
-      src += "/" + part;
-      struct stat st {};
-      if (::lstat(src.c_str(), &st) != 0 || S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode)) {
-        plain = false;
-        break;
-      }
+    if (auto src = fs::open_in_root(root_fd, v.destination, O_DIRECTORY)) {
+      // cp reaches the very directory that was resolved through this process's fd (a magic
+      // link that cp follows once, as root), then copies without following anything.
+      std::string from = "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(src->get()) + "/.";
+      TRY_CTX(run_tool({"cp", "-a", from, vdir}), "seed the volume " + v.destination);
     }
-    if (plain) TRY_CTX(run_tool({"cp", "-a", src + "/.", vdir}), "seed the volume " + v.destination);
     v.source = vdir;
   }
   return ok();
@@ -98,17 +80,20 @@ Status mount_rootfs(const ContainerStore& store, ContainerRecord& rec) {
     if (::chown(upper.c_str(), st.st_uid, st.st_gid) != 0 || ::chmod(upper.c_str(), st.st_mode & 07777) != 0)
       return Error::sys("set the mode of " + upper);
   }
-  std::string opts = overlay_options(rec, dir);
-  if (opts.size() >= 4000)
-    return Error("overlay options for " + std::to_string(rec.config.layers.size()) + " layers exceed a page");
+  // lowerdir takes the top layer first.
+  std::vector<std::string> lowers;
+  if (!rec.config.rootfs.empty()) {
+    lowers.push_back(rec.config.rootfs);
+  } else {
+    lowers.assign(rec.config.layers.rbegin(), rec.config.layers.rend());
+  }
   rec.rootfs_mounted = true;
   TRY(store.save(rec));
   std::string target = dir + "/bundle/rootfs";
-  if (::mount("overlay", target.c_str(), "overlay", 0, opts.c_str()) != 0) {
-    int err = errno;
+  if (Status st = image::mount_overlay(lowers, dir + "/upper", dir + "/work", target); !st.ok()) {
     rec.rootfs_mounted = false;
     (void)store.save(rec);
-    return Error::sys("mount overlay on " + target, err);
+    return st;
   }
   return ok();
 }
@@ -177,13 +162,18 @@ Result<UniqueFd> listen_console(std::string& path) {
   // kept above 10 before fds 0-2 become the container's.
   int tee_out = opts.attach ? ::fcntl(opts.stdout_fd, F_DUPFD_CLOEXEC, 10) : -1;
   int tee_err = opts.attach ? ::fcntl(opts.stderr_fd, F_DUPFD_CLOEXEC, 10) : -1;
-  // -it: the monitor copies the CLI's stdin into the terminal.
-  int stdin_fwd = rec.config.tty && opts.stdin_fd >= 0 ? ::fcntl(opts.stdin_fd, F_DUPFD_CLOEXEC, 10) : -1;
+  // -i: the monitor copies the CLI's stdin into the terminal (-t) or into a pipe that is the
+  // container's stdin. The caller's own file never reaches the container: a process left
+  // behind in it could read the caller's terminal after strata has gone.
+  int stdin_fwd = opts.stdin_fd >= 0 ? ::fcntl(opts.stdin_fd, F_DUPFD_CLOEXEC, 10) : -1;
+  int in_pipe[2] = {-1, -1};
+  if (stdin_fwd >= 0 && !rec.config.tty && ::pipe2(in_pipe, O_CLOEXEC) != 0) fail(Error::sys("pipe"));
   // The container's stdio: the init inherits fds 0-2 of this process (with -t the runtime
   // replaces them with the terminal).
-  int in = opts.stdin_fd >= 0 && !rec.config.tty ? opts.stdin_fd : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  int in = in_pipe[0] >= 0 ? in_pipe[0] : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (in < 0 || ::dup2(in, 0) < 0 || ::dup2(out_w, 1) < 0 || ::dup2(err_w, 2) < 0)
     fail(Error::sys("set up container stdio"));
+  if (in_pipe[0] >= 0) ::close(in_pipe[0]);
 
   oci::CreateOptions co;
   co.id = rec.id;
@@ -229,21 +219,21 @@ Result<UniqueFd> listen_console(std::string& path) {
   if (Status s = oci::start_container(runtime_context(store), rec.id); !s.ok()) undo(s.error());
 
   // Become the monitor: pipes' read ends at 3 and 4, tees at 5 and 6, the exit pipe at 7, the
-  // terminal at 8, the forwarded stdin at 9. Duplicates above 10 first so that no dup2
-  // clobbers a source still needed.
-  int fds[7] = {out_r, err_r, tee_out, tee_err, exit_w, master.get(), stdin_fwd};
+  // terminal at 8, the forwarded stdin at 9, the container's stdin pipe at 10. Duplicates
+  // above 12 first so that no dup2 clobbers a source still needed.
+  int fds[8] = {out_r, err_r, tee_out, tee_err, exit_w, master.get(), stdin_fwd, in_pipe[1]};
   for (int& fd : fds) {
     if (fd >= 0) fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 12);
   }
   sync = ::fcntl(sync, F_DUPFD_CLOEXEC, 12);
-  for (int i = 0; i < 7; ++i) {
+  for (int i = 0; i < 8; ++i) {
     if (fds[i] >= 0 && move_fd(fds[i], 3 + i) < 0) undo(Error::sys("set up monitor fds"));
     // An unused slot must not carry anything in: a cleanup that restarts the container still
     // holds the old monitor's exit pipe at 7, which would keep a foreground CLI waiting.
     if (fds[i] < 0) ::close(3 + i);
   }
   // Nothing else of the CLI's reaches the monitor (it lives as long as the container).
-  ::syscall(SYS_close_range, 10U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
+  ::syscall(SYS_close_range, 11U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
   int devnull = ::open("/dev/null", O_RDWR);
   if (devnull >= 0) {
     ::dup2(devnull, 0);
@@ -260,6 +250,7 @@ Result<UniqueFd> listen_console(std::string& path) {
   if (fds[4] >= 0) args.insert(args.end(), {"--exit-fd", "7"});
   if (fds[5] >= 0) args.insert(args.end(), {"--console-fd", "8"});
   if (fds[6] >= 0) args.insert(args.end(), {"--stdin-fd", "9"});
+  if (fds[7] >= 0) args.insert(args.end(), {"--stdin-pipe-fd", "10"});
   if (rec.config.health && rec.config.health->interval_ns > 0) {
     // The monitor's timer runs the check as its own command, so that a slow or hung test never
     // holds up the monitor's log copying.
@@ -311,13 +302,18 @@ Status teardown(const ContainerStore& store, ContainerRecord& rec) {
   keep(detach_network(store, rec));
   unmount_rootfs(store, rec);
   if (rec.rootfs_mounted) keep(Error::sys("unmount rootfs of container " + rec.id));
-  keep(store.save(rec));
+  // A damaged record stays as it is (rewritten, it would lose what could not be read and pass
+  // for a sound one); rm removes it.
+  if (rec.damaged.empty()) keep(store.save(rec));
   return first;
 }
 
 Result<Launched> launch(const ContainerStore& store, ContainerRecord rec, const LaunchOptions& opts) {
   std::string dir = store.dir(rec.id);
   TRY(validate_name(rec.name));
+  if (!rec.damaged.empty())
+    return Error("container " + rec.name + ": " + rec.damaged + "; remove it with strata rm -f");
+  TRY_CTX(check_config(rec.config), "container " + rec.name);
   UniqueFd lock;
   if (!opts.restart) {
     // (A restart is the same container again, under its caller's lock: its name, directory,
@@ -346,16 +342,23 @@ Result<Launched> launch(const ContainerStore& store, ContainerRecord rec, const 
   TRY(check_network(store, rec));
   TRY_CTX(mount_rootfs(store, rec), "container " + rec.name);
 
+  // The rootfs is the container's: every path in it (its /etc/passwd, its working directory, an
+  // image VOLUME) is reached from this fd and resolved inside it, never joined into a host path.
+  // A container may have replaced any of them with a symlink, a FIFO or a device node before
+  // this start.
   std::string rootfs = dir + "/bundle/rootfs";
-  TRY_CTX(make_anonymous_volumes(rootfs, dir, rec), "container " + rec.name);
-  ASSIGN_OR_RETURN(ResolvedUser user, resolve_user(rootfs, rec.config.user));
+  UniqueFd root_fd(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root_fd) return Error::sys("open the root of container " + rec.name);
+  TRY_CTX(make_anonymous_volumes(root_fd.get(), dir, rec), "container " + rec.name);
+  ASSIGN_OR_RETURN(ResolvedUser user, resolve_user(root_fd.get(), rec.config.user));
   if (std::none_of(rec.config.env.begin(), rec.config.env.end(),
                    [](const std::string& e) { return e.rfind("HOME=", 0) == 0; })) {
     rec.config.env.push_back("HOME=" + user.home);
   }
   if (!rec.config.cwd.empty() && rec.config.cwd != "/") {
-    // podman creates a missing working directory in the container.
-    TRY_CTX(fs::mkdir_p(rootfs + rec.config.cwd), "--workdir " + rec.config.cwd);
+    // podman creates a missing working directory in the container, owned by its user.
+    TRY_CTX(fs::mkdir_in_root(root_fd.get(), rec.config.cwd, 0755, user.uid, user.gid),
+            "working directory " + rec.config.cwd);
   }
   TRY(write_network_files(rec, dir));
   SpecPaths paths{dir, user.uid, user.gid, user.additional_gids};

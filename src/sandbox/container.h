@@ -84,6 +84,11 @@ Status start(const ContainerStore& store, const std::string& id, const LaunchOpt
 // cleanup; an exited one is started. Returns once it runs again.
 Status restart(const ContainerStore& store, const std::string& id,
                std::optional<std::chrono::seconds> timeout, const LaunchOptions& opts);
+// `strata exec`: runs opts.args in the running container `id` and returns its exit code (0 at
+// once with opts.detach). The process leads a session of its own; without a terminal it writes
+// into pipes that this process copies to its fds 1 and 2, and reads the caller's fd 0 through a
+// pipe only when `interactive` (else /dev/null): no fd of the caller reaches the container.
+Result<int> exec(const ContainerStore& store, const std::string& id, oci::ExecOptions opts, bool interactive);
 // `strata kill`
 Status kill(const ContainerStore& store, const std::string& id, int sig);
 // `strata rm`: refuses a running container unless force (which kills it first).

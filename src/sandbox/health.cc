@@ -107,6 +107,7 @@ HealthResult probe(const ContainerStore& store, const ContainerRecord& rec) {
   oci::ExecOptions eo;
   eo.id = rec.id;
   eo.args = health_argv(h);
+  eo.new_session = true;
   eo.stdio[0] = null.get();
   eo.stdio[1] = out_w.get();
   eo.stdio[2] = out_w.get();

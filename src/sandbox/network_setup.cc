@@ -95,6 +95,14 @@ Status attach_network(const ContainerStore& store, ContainerRecord& rec, pid_t p
 }
 
 Status detach_network(const ContainerStore& store, ContainerRecord& rec) {
+  if (!rec.damaged.empty()) {
+    // Which network it joined may be what was lost: every network's lease for it goes.
+    ASSIGN_OR_RETURN(net::NetworkStore nets, open_networks(store));
+    TRY_CTX(net::detach_all(nets, rec.id), "detach container " + rec.name);
+    rec.network_attached.clear();
+    rec.ip.clear();
+    return ok();
+  }
   if (rec.network_attached.empty()) return ok();
   ASSIGN_OR_RETURN(net::NetworkStore nets, open_networks(store));
   TRY_CTX(net::detach(nets, rec.network_attached, rec.id), "detach container " + rec.name);

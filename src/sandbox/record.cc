@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "base/fs.h"
 #include "base/strings.h"
@@ -71,48 +72,90 @@ Json config_json(const ContainerConfig& c) {
   return j;
 }
 
-// The record is written by strata only; a damaged one is reported, never trusted blindly.
+// The record is written by strata only, but a damaged one (an older strata's, a disk error, a
+// hand edit) is reported, never trusted blindly: each field must have its type, or the read
+// stops with the field's name ("config.cpus: type must be number, but is null").
+class FieldError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+template <class T>
+void get_to(const Json& j, const char* key, T& out, const char* where = "") {
+  auto it = j.find(key);
+  if (it == j.end()) return;
+  try {
+    out = it->get<T>();
+  } catch (const Json::exception& e) {
+    throw FieldError(std::string(where) + key + ": " + e.what());
+  }
+}
+
+template <class T>
+void get_to(const Json& j, const char* key, std::optional<T>& out, const char* where = "") {
+  if (!j.contains(key)) return;
+  T v{};
+  get_to(j, key, v, where);
+  out = v;
+}
+
 ContainerConfig config_from(const Json& j) {
+  if (!j.is_object()) throw FieldError("config: not an object");
   ContainerConfig c;
-  c.image = j.value("image", "");
-  c.image_digest = j.value("image_digest", "");
-  c.layers = j.value("layers", std::vector<std::string>{});
-  c.rootfs = j.value("rootfs", "");
-  c.args = j.value("args", std::vector<std::string>{});
-  c.env = j.value("env", std::vector<std::string>{});
-  c.cwd = j.value("cwd", "/");
-  c.user = j.value("user", "");
-  c.hostname = j.value("hostname", "");
-  c.tty = j.value("tty", false);
-  c.interactive = j.value("interactive", false);
-  c.read_only = j.value("read_only", false);
-  c.cap_add = j.value("cap_add", std::vector<std::string>{});
-  c.cap_drop = j.value("cap_drop", std::vector<std::string>{});
-  c.network = j.value("network", "bridge");
-  for (const auto& p : j.value("ports", Json::array())) {
-    c.ports.push_back({p.value("host_ip", ""), p.value("host_port", uint16_t{0}),
-                       p.value("container_port", uint16_t{0}), p.value("proto", "tcp")});
+  const char* w = "config.";
+  get_to(j, "image", c.image, w);
+  get_to(j, "image_digest", c.image_digest, w);
+  get_to(j, "layers", c.layers, w);
+  get_to(j, "rootfs", c.rootfs, w);
+  get_to(j, "args", c.args, w);
+  get_to(j, "env", c.env, w);
+  get_to(j, "cwd", c.cwd, w);
+  get_to(j, "user", c.user, w);
+  get_to(j, "hostname", c.hostname, w);
+  get_to(j, "tty", c.tty, w);
+  get_to(j, "interactive", c.interactive, w);
+  get_to(j, "read_only", c.read_only, w);
+  get_to(j, "cap_add", c.cap_add, w);
+  get_to(j, "cap_drop", c.cap_drop, w);
+  get_to(j, "network", c.network, w);
+  Json ports = Json::array(), vols = Json::array();
+  get_to(j, "ports", ports, w);
+  for (const auto& p : ports) {
+    PublishedPort pp;
+    get_to(p, "host_ip", pp.host_ip, "config.ports[].");
+    get_to(p, "host_port", pp.host_port, "config.ports[].");
+    get_to(p, "container_port", pp.container_port, "config.ports[].");
+    get_to(p, "proto", pp.proto, "config.ports[].");
+    c.ports.push_back(pp);
   }
-  for (const auto& v : j.value("volumes", Json::array())) {
-    c.volumes.push_back({v.value("source", ""), v.value("destination", ""), v.value("readonly", false),
-                         v.value("anonymous", false)});
+  get_to(j, "volumes", vols, w);
+  for (const auto& v : vols) {
+    VolumeMount m;
+    get_to(v, "source", m.source, "config.volumes[].");
+    get_to(v, "destination", m.destination, "config.volumes[].");
+    get_to(v, "readonly", m.readonly, "config.volumes[].");
+    get_to(v, "anonymous", m.anonymous, "config.volumes[].");
+    c.volumes.push_back(m);
   }
-  c.restart = j.value("restart", "no");
-  c.remove = j.value("remove", false);
-  c.stop_signal = j.value("stop_signal", "SIGTERM");
-  c.stop_timeout_s = j.value("stop_timeout", 10);
-  c.labels = j.value("labels", std::map<std::string, std::string>{});
-  if (j.contains("memory")) c.memory = j["memory"].get<int64_t>();
-  if (j.contains("cpus")) c.cpus = j["cpus"].get<double>();
-  if (j.contains("pids_limit")) c.pids_limit = j["pids_limit"].get<int64_t>();
+  get_to(j, "restart", c.restart, w);
+  get_to(j, "remove", c.remove, w);
+  get_to(j, "stop_signal", c.stop_signal, w);
+  get_to(j, "stop_timeout", c.stop_timeout_s, w);
+  get_to(j, "labels", c.labels, w);
+  get_to(j, "memory", c.memory, w);
+  get_to(j, "cpus", c.cpus, w);
+  get_to(j, "pids_limit", c.pids_limit, w);
   if (j.contains("health")) {
     const Json& h = j["health"];
-    c.health = HealthConfig{h.value("test", std::vector<std::string>{}),
-                            h.value("interval_ns", int64_t{0}),
-                            h.value("timeout_ns", int64_t{0}),
-                            h.value("start_period_ns", int64_t{0}),
-                            h.value("retries", 0),
-                            h.value("on_failure", "none")};
+    HealthConfig hc;
+    const char* hw = "config.health.";
+    get_to(h, "test", hc.test, hw);
+    get_to(h, "interval_ns", hc.interval_ns, hw);
+    get_to(h, "timeout_ns", hc.timeout_ns, hw);
+    get_to(h, "start_period_ns", hc.start_period_ns, hw);
+    get_to(h, "retries", hc.retries, hw);
+    get_to(h, "on_failure", hc.on_failure, hw);
+    c.health = std::move(hc);
   }
   return c;
 }
@@ -188,26 +231,69 @@ Status ContainerStore::save(const ContainerRecord& r) const {
 Result<ContainerRecord> ContainerStore::load(const std::string& id) const {
   std::string path = dir(id) + "/container.json";
   ASSIGN_OR_RETURN(std::string text, fs::read_file(path));
-  try {
-    Json j = Json::parse(text);
-    ContainerRecord r;
-    r.id = j.at("id").get<std::string>();
-    r.name = j.at("name").get<std::string>();
-    r.created = j.value("created", "");
-    r.config = config_from(j.at("config"));
-    r.rootfs_mounted = j.value("rootfs_mounted", false);
-    r.oci_created = j.value("oci_created", false);
-    r.network_attached = j.value("network_attached", "");
-    r.ip = j.value("ip", "");
-    r.pid = j.value("pid", 0);
-    r.monitor_pid = j.value("monitor_pid", 0);
-    r.monitor_start_time = j.value("monitor_start_time", uint64_t{0});
-    r.started = j.value("started", "");
-    r.restart_count = j.value("restart_count", 0);
+  ContainerRecord r;
+  r.id = id;
+  Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) {
+    // Nothing can be trusted: assume everything was set up, so that rm -f tries it all.
+    r.damaged = "its record " + path + " is damaged: not a JSON object";
+    r.name = name_of(id);
+    r.rootfs_mounted = r.oci_created = true;
     return r;
-  } catch (const std::exception& e) {
-    return Error("container record " + path + " is damaged: " + e.what());
   }
+  // What undoes the container first: the lifecycle fields, each on its own, so that one bad
+  // field elsewhere still leaves teardown what it needs.
+  auto field = [&](auto&& read) {
+    try {
+      read();
+    } catch (const FieldError& e) {
+      if (r.damaged.empty()) r.damaged = "its record " + path + " is damaged: " + e.what();
+    }
+  };
+  field([&] { get_to(j, "name", r.name); });
+  field([&] { get_to(j, "created", r.created); });
+  field([&] { get_to(j, "rootfs_mounted", r.rootfs_mounted); });
+  field([&] { get_to(j, "oci_created", r.oci_created); });
+  field([&] { get_to(j, "network_attached", r.network_attached); });
+  field([&] { get_to(j, "ip", r.ip); });
+  field([&] { get_to(j, "pid", r.pid); });
+  field([&] { get_to(j, "monitor_pid", r.monitor_pid); });
+  field([&] { get_to(j, "monitor_start_time", r.monitor_start_time); });
+  field([&] { get_to(j, "started", r.started); });
+  field([&] { get_to(j, "restart_count", r.restart_count); });
+  std::string stored_id;
+  field([&] { get_to(j, "id", stored_id); });
+  if (stored_id != id && r.damaged.empty())
+    r.damaged = "its record " + path + " is damaged: id " + stored_id.substr(0, 64);
+  try {
+    r.config = config_from(j.value("config", Json::object()));
+  } catch (const FieldError& e) {
+    if (r.damaged.empty()) r.damaged = "its record " + path + " is damaged: " + e.what();
+    // The layers it runs on stay in use (rmi and prune keep them) when they can be read.
+    r.config = ContainerConfig{};
+    try {
+      get_to(j.value("config", Json::object()), "layers", r.config.layers);
+    } catch (const FieldError&) {
+    }
+  }
+  if (r.name.empty() || !validate_name(r.name).ok()) {
+    if (r.damaged.empty()) r.damaged = "its record " + path + " is damaged: no valid name";
+    r.name = name_of(id);
+  }
+  if (!r.damaged.empty()) {
+    // Assume set up what the record could not say; teardown checks before it undoes.
+    r.rootfs_mounted = true;
+    r.oci_created = true;
+  }
+  return r;
+}
+
+std::string ContainerStore::name_of(const std::string& id) const {
+  for (const auto& n : fs::list_dir(root_ + "/containers/names")) {
+    auto holder = fs::read_file(root_ + "/containers/names/" + n, 256);
+    if (holder && str::trim(*holder) == id) return n;
+  }
+  return id.substr(0, 12);
 }
 
 std::vector<std::string> ContainerStore::list_ids() const {

@@ -97,6 +97,11 @@ struct ContainerRecord {
   uint64_t monitor_start_time = 0;  // guards against pid reuse
   std::string started;              // RFC 3339, empty until started
   int restart_count = 0;
+  // Not stored: set by load() when container.json could not be read whole ("its record is
+  // damaged: config.cpus: ..."). What could be read is kept; what could not is assumed set up
+  // (teardown tries it), so that ps -a shows the container and rm -f removes it, while start,
+  // restart and a restart policy refuse it.
+  std::string damaged;
 };
 
 enum class RunState { kCreated, kRunning, kExited };
@@ -120,10 +125,14 @@ class ContainerStore {
 
   Result<UniqueFd> lock(const std::string& id) const;
   Status save(const ContainerRecord& rec) const;
+  // ENOENT when there is no record; a record that exists but cannot be read whole comes back
+  // with `damaged` set (see ContainerRecord), never as an error.
   Result<ContainerRecord> load(const std::string& id) const;
   std::vector<std::string> list_ids() const;
   // An id, a unique id prefix (at least 3 characters) or a name -> the id.
   Result<std::string> resolve(const std::string& id_or_name) const;
+  // The name held for `id` under containers/names, or the id's first 12 characters.
+  std::string name_of(const std::string& id) const;
   // Removes the container's directory, its lock file and its name.
   Status remove(const ContainerRecord& rec) const;
 

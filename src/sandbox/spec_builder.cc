@@ -8,6 +8,7 @@
 
 #include "base/fs.h"
 #include "base/strings.h"
+#include "oci/capabilities.h"
 #include "oci/names.h"
 #include "oci/seccomp.h"
 #include "oci/spec.h"
@@ -76,13 +77,23 @@ Result<std::vector<std::string>> effective_capabilities(const std::vector<std::s
       caps.erase(std::remove(caps.begin(), caps.end(), cap_name(c)), caps.end());
     }
   }
+  // strata makes containers without a user namespace: what it does not hold itself (its
+  // bounding set; root here lacks CAP_SYS_RESOURCE, see ENVIRONMENT.md) no container can have.
+  // ALL means all that it holds (as podman), a named one outside it is refused by name.
   for (const auto& c : add) {
     TRY(check(c, "--cap-add"));
     if (is_all(c)) {
-      caps = oci::all_capability_names();
+      caps.clear();
+      for (const auto& name : oci::all_capability_names()) {
+        if (oci::in_bounding_set(*oci::capability_from_name(name))) caps.push_back(name);
+      }
       break;
     }
-    if (std::find(caps.begin(), caps.end(), cap_name(c)) == caps.end()) caps.push_back(cap_name(c));
+    std::string name = cap_name(c);
+    if (!oci::in_bounding_set(*oci::capability_from_name(name)))
+      return Error("--cap-add " + c + ": " + name +
+                   " is not in strata's own bounding set, so no container can have it");
+    if (std::find(caps.begin(), caps.end(), name) == caps.end()) caps.push_back(name);
   }
   return caps;
 }
@@ -157,97 +168,6 @@ Result<std::string> build_spec(const ContainerRecord& rec, const SpecPaths& path
   for (const auto& [k, v] : c.labels) annotations["io.strata.label." + k] = v;
   spec["annotations"] = annotations;
   return spec.dump(1) + "\n";
-}
-
-namespace {
-
-// /etc/passwd or /etc/group of the image: name:x:id:... lines.
-std::vector<std::vector<std::string>> read_db(const std::string& path) {
-  std::vector<std::vector<std::string>> rows;
-  auto text = fs::read_file(path);
-  if (!text) return rows;
-  for (const auto& line : str::split(*text, '\n')) {
-    if (line.empty() || line[0] == '#') continue;
-    rows.push_back(str::split(line, ':'));
-  }
-  return rows;
-}
-
-}  // namespace
-
-Result<ResolvedUser> resolve_user(const std::string& rootfs, const std::string& user) {
-  ResolvedUser r;
-  if (user.empty()) return r;
-  std::string u = user, g;
-  if (auto colon = user.find(':'); colon != std::string::npos) {
-    u = user.substr(0, colon);
-    g = user.substr(colon + 1);
-  }
-  // Paths inside the image are read through the mounted rootfs; they are plain files in it.
-  auto passwd = read_db(rootfs + "/etc/passwd");
-  auto group = read_db(rootfs + "/etc/group");
-  bool gid_set = false;
-  if (auto n = str::parse_uint(u); n && *n <= UINT32_MAX) {
-    r.uid = static_cast<uint32_t>(*n);
-    for (const auto& row : passwd) {
-      if (row.size() >= 6 && row[2] == u) {
-        r.gid = static_cast<uint32_t>(str::parse_uint(row[3]).value_or(0));
-        r.home = row[5];
-        gid_set = true;
-        break;
-      }
-    }
-  } else {
-    bool found = false;
-    for (const auto& row : passwd) {
-      if (row.size() >= 6 && row[0] == u) {
-        auto uid = str::parse_uint(row[2]);
-        auto gid = str::parse_uint(row[3]);
-        if (!uid || !gid) break;
-        r.uid = static_cast<uint32_t>(*uid);
-        r.gid = static_cast<uint32_t>(*gid);
-        r.home = row[5];
-        found = gid_set = true;
-        break;
-      }
-    }
-    if (!found) return Error("user \"" + u + "\": no such user in the image's /etc/passwd");
-  }
-  if (!g.empty()) {
-    if (auto n = str::parse_uint(g); n && *n <= UINT32_MAX) {
-      r.gid = static_cast<uint32_t>(*n);
-    } else {
-      bool found = false;
-      for (const auto& row : group) {
-        if (row.size() >= 3 && row[0] == g) {
-          r.gid = static_cast<uint32_t>(str::parse_uint(row[2]).value_or(0));
-          found = true;
-          break;
-        }
-      }
-      if (!found) return Error("group \"" + g + "\": no such group in the image's /etc/group");
-    }
-  } else if (!gid_set) {
-    r.gid = r.uid == 0 ? 0 : r.uid;
-  }
-  // Supplementary groups: every group listing the user by name.
-  std::string uname;
-  for (const auto& row : passwd) {
-    if (row.size() >= 3 && str::parse_uint(row[2]) == r.uid) {
-      uname = row[0];
-      break;
-    }
-  }
-  if (!uname.empty()) {
-    for (const auto& row : group) {
-      if (row.size() < 4) continue;
-      for (const auto& member : str::split(row[3], ',')) {
-        auto gid = str::parse_uint(row[2]);
-        if (member == uname && gid && *gid != r.gid) r.additional_gids.push_back(static_cast<uint32_t>(*gid));
-      }
-    }
-  }
-  return r;
 }
 
 }  // namespace strata::sandbox

@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "sandbox/record.h"
+#include "sandbox/users.h"
 
 namespace strata::sandbox {
 
@@ -25,15 +26,5 @@ Result<std::vector<std::string>> effective_capabilities(const std::vector<std::s
                                                         const std::vector<std::string>& drop);
 
 Result<std::string> build_spec(const ContainerRecord& rec, const SpecPaths& paths);
-
-// Resolves a --user / image User value ("1000", "1000:1000", "nobody", "www-data:www-data")
-// against the container's /etc/passwd and /etc/group under `rootfs`.
-struct ResolvedUser {
-  uint32_t uid = 0;
-  uint32_t gid = 0;
-  std::vector<uint32_t> additional_gids;
-  std::string home = "/";
-};
-Result<ResolvedUser> resolve_user(const std::string& rootfs, const std::string& user);
 
 }  // namespace strata::sandbox

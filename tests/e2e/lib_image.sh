@@ -77,7 +77,8 @@ _blob() {
 # make_layout LAYOUT TAG CMD_JSON LAYER_DIR...: an OCI image layout with one gzip layer per
 # directory (bottom first), a config with diff_ids, Cmd and Env, tagged TAG; LAYOUT_VOLUMES (a
 # JSON object such as {"/data":{}}) adds the config's Volumes, LAYOUT_HEALTHCHECK (a JSON
-# object such as {"Test":["CMD","true"]}) its Healthcheck.
+# object such as {"Test":["CMD","true"]}) its Healthcheck, LAYOUT_WORKDIR its WorkingDir (default
+# /) and LAYOUT_USER its User (a JSON string, as hostile as a test wants).
 make_layout() {
   local layout=$1 tag=$2 cmd=$3
   shift 3
@@ -95,7 +96,7 @@ make_layout() {
     diffs_json+="${diffs_json:+,}\"$diff\""
   done
   cat >"$tmp/config.json" <<EOF
-{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/sbin:/usr/bin:/sbin:/bin","STRATA_IMAGE=$tag"],"Cmd":$cmd,"WorkingDir":"/","ExposedPorts":{"80/tcp":{}}${LAYOUT_VOLUMES:+,\"Volumes\":$LAYOUT_VOLUMES}${LAYOUT_HEALTHCHECK:+,\"Healthcheck\":$LAYOUT_HEALTHCHECK}},"rootfs":{"type":"layers","diff_ids":[$diffs_json]}}
+{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/sbin:/usr/bin:/sbin:/bin","STRATA_IMAGE=$tag"],"Cmd":$cmd,"WorkingDir":"${LAYOUT_WORKDIR:-/}"${LAYOUT_USER:+,\"User\":$LAYOUT_USER},"ExposedPorts":{"80/tcp":{}}${LAYOUT_VOLUMES:+,\"Volumes\":$LAYOUT_VOLUMES}${LAYOUT_HEALTHCHECK:+,\"Healthcheck\":$LAYOUT_HEALTHCHECK}},"rootfs":{"type":"layers","diff_ids":[$diffs_json]}}
 EOF
   read -r cdigest csize < <(_blob "$layout" "$tmp/config.json")
   cat >"$tmp/manifest.json" <<EOF

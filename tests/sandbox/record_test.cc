@@ -113,6 +113,38 @@ TEST_F(RecordTest, ExitFileMakesItExited) {
   EXPECT_EQ(e->finished_ns, 1700000000000000000);
 }
 
+// A record that cannot be read whole (an `inf` --cpus written as null by an older strata, a
+// truncated file) is still listed and removable: load() reports it damaged instead of failing,
+// keeps what teardown needs and assumes set up what it cannot read.
+TEST_F(RecordTest, DamagedRecordsLoadAsDamaged) {
+  ContainerRecord r = make("broken");
+  std::string path = store_->dir(r.id) + "/container.json";
+  std::string text = *fs::read_file(path);
+  size_t at = text.find("\"memory\"");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, text.find(',', at) - at, "\"cpus\": null");
+  ASSERT_TRUE(fs::write_file_atomic(path, text).ok());
+  auto d = store_->load(r.id);
+  ASSERT_TRUE(d.ok()) << d.error().to_string();
+  EXPECT_EQ(d->name, "broken");
+  EXPECT_NE(d->damaged.find("config.cpus: "), std::string::npos) << d->damaged;
+  EXPECT_TRUE(d->rootfs_mounted);
+  EXPECT_TRUE(d->oci_created);
+
+  ASSERT_TRUE(fs::write_file_atomic(path, "{\"id\": \"" + r.id + "\", \"na").ok());
+  auto t = store_->load(r.id);
+  ASSERT_TRUE(t.ok());
+  EXPECT_NE(t->damaged.find("not a JSON object"), std::string::npos);
+  EXPECT_EQ(t->name, "broken") << "the name comes from the names directory";
+  EXPECT_EQ(store_->list_ids(), std::vector<std::string>{r.id});
+  // Removing it releases the name.
+  ASSERT_TRUE(store_->remove(*t).ok());
+  EXPECT_TRUE(store_->list_ids().empty());
+  EXPECT_TRUE(store_->reserve_name("broken", new_container_id()).ok());
+
+  EXPECT_EQ(store_->load(new_container_id()).error().err(), ENOENT);
+}
+
 TEST(RecordNames, Validation) {
   EXPECT_TRUE(validate_name("web-1.a_b").ok());
   EXPECT_FALSE(validate_name("").ok());

@@ -85,47 +85,5 @@ TEST(SpecBuilder, CapAddDrop) {
   EXPECT_EQ(bad.error().message(), "--cap-add: unknown capability \"CAP_FLY\"");
 }
 
-class ResolveUserTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    root_ = ::testing::TempDir() + "/resolve_user_" + std::to_string(::getpid());
-    ASSERT_TRUE(fs::mkdir_p(root_ + "/etc").ok());
-    ASSERT_TRUE(fs::write_file_atomic(root_ + "/etc/passwd",
-                                      "root:x:0:0:root:/root:/bin/sh\nwww:x:33:34:www:/var/www:/bin/false\n")
-                    .ok());
-    ASSERT_TRUE(fs::write_file_atomic(root_ + "/etc/group", "root:x:0:\nwebgrp:x:34:\nlogs:x:4:www\n").ok());
-  }
-  void TearDown() override { (void)fs::remove_tree(root_); }
-  std::string root_;
-};
-
-TEST_F(ResolveUserTest, NamesNumbersAndGroups) {
-  auto u = resolve_user(root_, "www");
-  ASSERT_TRUE(u.ok()) << u.error().to_string();
-  EXPECT_EQ(u->uid, 33u);
-  EXPECT_EQ(u->gid, 34u);
-  EXPECT_EQ(u->home, "/var/www");
-  EXPECT_EQ(u->additional_gids, std::vector<uint32_t>{4});
-  auto g = resolve_user(root_, "www:root");
-  ASSERT_TRUE(g.ok());
-  EXPECT_EQ(g->gid, 0u);
-  auto n = resolve_user(root_, "1234:5678");
-  ASSERT_TRUE(n.ok());
-  EXPECT_EQ(n->uid, 1234u);
-  EXPECT_EQ(n->gid, 5678u);
-  auto empty = resolve_user(root_, "");
-  ASSERT_TRUE(empty.ok());
-  EXPECT_EQ(empty->uid, 0u);
-}
-
-TEST_F(ResolveUserTest, UnknownNamesAreErrors) {
-  auto u = resolve_user(root_, "nobody");
-  ASSERT_FALSE(u.ok());
-  EXPECT_EQ(u.error().message(), "user \"nobody\": no such user in the image's /etc/passwd");
-  auto g = resolve_user(root_, "www:wheel");
-  ASSERT_FALSE(g.ok());
-  EXPECT_EQ(g.error().message(), "group \"wheel\": no such group in the image's /etc/group");
-}
-
 }  // namespace
 }  // namespace strata::sandbox

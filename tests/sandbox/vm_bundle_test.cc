@@ -88,8 +88,8 @@ TEST(VmBundle, ParsesInitReports) {
   EXPECT_EQ(x->code, 127);
   EXPECT_EQ(x->error_step, "exec");
   EXPECT_EQ(parse_init_report("error 3 root")->code, 125);
-  for (const char* bad : {"", "exit", "exit 256", "exit -1", "exit 7 and more", "exit x", "error 3", "error 3 ",
-                          "error x root", "error 3 two words", "starting pid 1", "exit 12345"}) {
+  for (const char* bad : {"", "exit", "exit 256", "exit -1", "exit 7 and more", "exit x", "error 3",
+                          "error 3 ", "error x root", "error 3 two words", "starting pid 1", "exit 12345"}) {
     EXPECT_FALSE(parse_init_report(bad).has_value()) << bad;
   }
 }
@@ -133,17 +133,21 @@ TEST(VmBundle, PrepareNamesWhatIsMissing) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().to_string().find("config.json"), std::string::npos) << r.error().to_string();
   // A config whose root is missing.
-  ASSERT_TRUE(fs::write_file_atomic(dir + "/config.json",
-                             R"({"ociVersion": "1.0.2", "process": {"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+  ASSERT_TRUE(
+      fs::write_file_atomic(
+          dir + "/config.json",
+          R"({"ociVersion": "1.0.2", "process": {"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
                                  "root": {"path": "rootfs"}})")
-                  .ok());
+          .ok());
   r = prepare_bundle(req);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().to_string().find("rootfs is not a directory"), std::string::npos) << r.error().to_string();
+  EXPECT_NE(r.error().to_string().find("rootfs is not a directory"), std::string::npos)
+      << r.error().to_string();
   ASSERT_TRUE(fs::mkdir_p(dir + "/rootfs").ok());
   r = prepare_bundle(req);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().to_string().find("--kernel /no/such/kernel"), std::string::npos) << r.error().to_string();
+  EXPECT_NE(r.error().to_string().find("--kernel /no/such/kernel"), std::string::npos)
+      << r.error().to_string();
   // Nothing was cached for a bundle that could not run.
   EXPECT_FALSE(fs::exists(dir + "/cache"));
   ASSERT_TRUE(fs::remove_tree(dir).ok());
