@@ -25,9 +25,10 @@
 #include <thread>
 
 #include "base/fs.h"
-#include "base/log.h"
 #include "vmm/api/http_server.h"
 #include "vmm/api/router.h"
+#include "vmm/host_files.h"
+#include "vmm/logger.h"
 #include "vmm/monitor.h"
 
 namespace {
@@ -78,10 +79,9 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 153;
   }
 
-  strata::log::Options lo;
-  lo.file = log_path;
-  lo.debug = level == "Debug" || level == "debug" || level == "Trace" || level == "trace";
-  strata::log::setup(lo);
+  // As PUT /logger: a FIFO (a jailer setup's usual log) opens without a reader, never blocks.
+  bool debug = level == "Debug" || level == "debug" || level == "Trace" || level == "trace";
+  if (auto st = configure_log(log_path, debug); !st) return fail(1, "--log-path: " + st.error().to_string());
 
   // SIGINT/SIGTERM end the VM cleanly (the API socket is removed): one thread waits for them.
   sigset_t sigs;
@@ -111,8 +111,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "strata-vmm: console on %s\n", name);
     console_out = console_in = console_fd.get();
   } else if (console != "stdout") {
-    console_fd.reset(::open(console.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0644));
-    if (!console_fd) return fail(153, "--console " + console + ": " + std::strerror(errno));
+    auto out = open_output(console, "console file");  // as PUT /serial's serial_out_path
+    if (!out) return fail(153, "--console: " + out.error().to_string());
+    console_fd = std::move(*out);
     console_out = console_fd.get();
   }
   Monitor mon(console_out, console_in);
@@ -144,10 +145,21 @@ int main(int argc, char** argv) {
     router.set_config(c);
     if (auto st = mon.start(c); !st) return fail(152, "start the microVM: " + st.error().to_string());
   } else if (!config_file.empty()) {
-    auto text = strata::fs::read_file(config_file);
+    // A regular file of at most fs::kReadLimit (16 MiB; a configuration is a few KiB): a FIFO
+    // or /dev/zero is refused, never waited on or read without end.
+    auto text = strata::fs::read_file(config_file, strata::fs::kReadLimit);
     if (!text) return fail(152, "read config file: " + text.error().to_string());
     auto c = api::parse_vm_config(*text);
     if (!c) return fail(152, "config file " + config_file + ": " + c.error().message());
+    // Its logger and metrics sections take effect before the VM starts, as in Firecracker.
+    if (c->logger) {
+      if (auto st = mon.configure_logger(*c->logger); !st)
+        return fail(152, "config file " + config_file + ": logger: " + st.error().to_string());
+    }
+    if (c->metrics) {
+      if (auto st = mon.configure_metrics(*c->metrics); !st)
+        return fail(152, "config file " + config_file + ": metrics: " + st.error().to_string());
+    }
     if (c->boot_source) {
       if (auto st = mon.check_boot_source(*c->boot_source); !st) return fail(152, "config file " + config_file + ": " + st.error().to_string());
     }

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "base/fd.h"
+#include "vmm/host_files.h"
 
 namespace strata::vmm {
 
@@ -82,8 +83,9 @@ Result<GuestMemory> GuestMemory::create(uint64_t size, MemoryBacking backing) {
 }
 
 Result<GuestMemory> GuestMemory::map_file(const std::string& path, uint64_t size) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Error::sys("open guest memory file " + path);
+  // A regular file only (host_files.h): mem_file_path comes from PUT /snapshot/load, and a FIFO
+  // there would block this open, a device be mapped as guest memory.
+  ASSIGN_OR_RETURN(UniqueFd fd, open_regular_file(path, "guest memory file"));
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return Error::sys("stat guest memory file " + path);
   if (static_cast<uint64_t>(st.st_size) != size) {

@@ -1,6 +1,5 @@
 #include "vmm/monitor.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -8,8 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include "base/fd.h"
-#include "base/log.h"
 #include "vmm/devices/virtio/blk.h"
+#include "vmm/host_files.h"
+#include "vmm/logger.h"
 
 namespace strata::vmm {
 
@@ -82,8 +82,7 @@ api::InstanceState Monitor::state() const {
 
 Status Monitor::check_boot_source(const api::BootSource& boot) {
   TRY(VmController::check_boot_source(boot));
-  UniqueFd fd(::open(boot.kernel_image_path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-  if (!fd) return Error::sys("open " + boot.kernel_image_path);
+  ASSIGN_OR_RETURN(UniqueFd fd, open_regular_file(boot.kernel_image_path, "kernel"));
   uint8_t h[0x210] = {};
   ssize_t n = ::pread(fd.get(), h, sizeof h, 0);
   bool elf = n >= 4 && std::memcmp(h, "\x7f" "ELF", 4) == 0;
@@ -93,18 +92,18 @@ Status Monitor::check_boot_source(const api::BootSource& boot) {
 }
 
 Status Monitor::configure_logger(const api::Logger& logger) {
-  log::Options o;
-  o.file = logger.log_path.value_or("");
-  o.debug = logger.level && (*logger.level == api::LogLevel::kDebug || *logger.level == api::LogLevel::kTrace);
-  if (!log::setup(o)) return Error("open log file " + o.file);
-  return ok();
+  bool debug =
+      logger.level && (*logger.level == api::LogLevel::kDebug || *logger.level == api::LogLevel::kTrace);
+  return configure_log(logger.log_path.value_or(""), debug);
 }
 
 Status Monitor::configure_metrics(const api::Metrics& metrics) {
-  UniqueFd fd(::open(metrics.metrics_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644));
-  if (!fd) return Error::sys("open metrics file " + metrics.metrics_path);
+  // Opened once and kept, as Firecracker keeps its metrics file: a FIFO is opened without
+  // waiting for a reader, and each flush is one non-blocking write.
+  ASSIGN_OR_RETURN(UniqueFd fd, open_output(metrics.metrics_path, "metrics file"));
   std::lock_guard<std::mutex> g(mu_);
   metrics_path_ = metrics.metrics_path;
+  metrics_fd_ = std::move(fd);
   return ok();
 }
 
@@ -120,13 +119,9 @@ Status Monitor::launch(std::unique_ptr<Machine> m, bool paused) {
 Status Monitor::start(const api::VmConfig& config) {
   int out = console_out_;
   if (config.serial) {
-    // Appended to; a named pipe must have its reader (O_NONBLOCK: ENXIO instead of waiting).
-    const std::string& path = config.serial->serial_out_path;
-    serial_fd_.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0644));
-    if (!serial_fd_) {
-      return Error::sys(errno == ENXIO ? "serial: the named pipe " + path + " has no reader"
-                                       : "serial: open " + path);
-    }
+    // Appended to; a FIFO needs no reader (Firecracker's serial_out_path): the UART drops what
+    // does not fit rather than stopping the vCPU.
+    ASSIGN_OR_RETURN(serial_fd_, open_output(config.serial->serial_out_path, "serial output"));
     out = serial_fd_.get();
   }
   ASSIGN_OR_RETURN(auto spec, spec_from_config(config, out, console_in_));
@@ -157,27 +152,22 @@ Status Monitor::send_ctrl_alt_del() {
 }
 
 Status Monitor::flush_metrics() {
-  std::string path;
+  std::lock_guard<std::mutex> g(mu_);
+  if (!metrics_fd_) return Error("no metrics file: PUT /metrics first");
   nlohmann::json j;
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    path = metrics_path_;
-    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
-    j["utc_timestamp_ms"] = now.count();
-    if (machine_) {
-      nlohmann::json devs = nlohmann::json::object();
-      for (const auto& t : machine_->transports()) {
-        devs[t->name()] = {{"status", t->status()}, {"failed", t->failed()}};
-      }
-      j["devices"] = devs;
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::system_clock::now().time_since_epoch());
+  j["utc_timestamp_ms"] = now.count();
+  j["logger"] = {{"missed_log_count", missed_log_lines()}};
+  if (machine_) {
+    nlohmann::json devs = nlohmann::json::object();
+    for (const auto& t : machine_->transports()) {
+      devs[t->name()] = {{"status", t->status()}, {"failed", t->failed()}};
     }
+    j["devices"] = devs;
   }
-  if (path.empty()) return Error("no metrics file: PUT /metrics first");
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644));
-  if (!fd) return Error::sys("open metrics file " + path);
-  std::string line = j.dump() + "\n";
-  if (::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size())) return Error::sys("write metrics to " + path);
-  return ok();
+  // Never blocks: a FIFO nobody empties makes this flush fail (EAGAIN), not the API thread wait.
+  return write_line(metrics_fd_.get(), j.dump() + "\n", "metrics file " + metrics_path_);
 }
 
 Status Monitor::snapshot_create(const api::SnapshotCreate& params) {

@@ -63,6 +63,7 @@ class Monitor : public api::VmController {
   bool paused_ = false;
   bool shutdown_ = false;
   std::string metrics_path_;
+  UniqueFd metrics_fd_;  // PUT /metrics's file, open_output()
   std::future<Result<PreparedVm>> prepared_;
 };
 

@@ -1,15 +1,19 @@
 // The API server on a real unix socket, spoken to with a plain socket: keep-alive, bad requests,
-// size limits, and the socket file's life cycle.
+// size limits, the socket file's life cycle, and what a client can hold (connection cap,
+// deadlines, running out of descriptors).
 #include "vmm/api/http_server.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "base/fd.h"
 
@@ -86,6 +90,16 @@ std::optional<Reply> read_reply(int fd, std::string& pending) {
 bool peer_closed(int fd) {
   char c;
   return ::recv(fd, &c, 1, 0) == 0;
+}
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+double cpu_seconds() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 class ApiServerTest : public ::testing::Test {
@@ -235,6 +249,169 @@ TEST_F(ApiServerTest, ApiServerSocketFileLifeCycle) {
   EXPECT_TRUE(std::filesystem::exists(path_));
 
   EXPECT_FALSE(ApiServer::start(std::string(200, 'x'), router_).ok());
+}
+
+TEST_F(ApiServerTest, IdleConnectionsAreClosed) {
+  ApiServerOptions o;
+  o.idle_timeout = 300ms;
+  auto server = ApiServer::start(path_, router_, o);
+  ASSERT_TRUE(server.ok()) << server.error().to_string();
+  // Never a byte.
+  UniqueFd silent = connect_to(path_);
+  auto t0 = Clock::now();
+  EXPECT_TRUE(peer_closed(silent.get()));  // within SO_RCVTIMEO's 5 s, else recv fails
+  EXPECT_GE(Clock::now() - t0, 250ms);
+  // Idle after a request, on a keep-alive connection.
+  UniqueFd c = connect_to(path_);
+  send_all(c.get(), "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+  std::string pending;
+  auto r = read_reply(c.get(), pending);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(peer_closed(c.get()));
+  EXPECT_EQ((*server)->stats().timed_out, 2u);
+}
+
+TEST_F(ApiServerTest, RequestsSentInPartGet408) {
+  ApiServerOptions o;
+  o.request_timeout = 300ms;
+  auto server = ApiServer::start(path_, router_, o);
+  ASSERT_TRUE(server.ok()) << server.error().to_string();
+  for (std::string part :
+       {std::string("PUT /machine-config HTTP/1.1\r\nHost: localhost\r\n"),
+        std::string("PUT /machine-config HTTP/1.1\r\nContent-Length: 40\r\n\r\n{\"vcpu")}) {
+    UniqueFd c = connect_to(path_);
+    send_all(c.get(), part);
+    std::string pending;
+    auto t0 = Clock::now();
+    auto r = read_reply(c.get(), pending);
+    ASSERT_TRUE(r) << "no answer to a request sent in part: " << part;
+    EXPECT_GE(Clock::now() - t0, 250ms);
+    EXPECT_EQ(r->status, 408);
+    EXPECT_NE(r->body.find("The request was not received in full within 300 ms"), std::string::npos)
+        << r->body;
+    EXPECT_TRUE(peer_closed(c.get()));
+  }
+  // A slow but complete request is not cut: the deadline is for the whole request, 300 ms here.
+  UniqueFd c = connect_to(path_);
+  send_all(c.get(), "GET / HTTP/1.1\r\n");
+  std::this_thread::sleep_for(100ms);
+  send_all(c.get(), "Host: localhost\r\n\r\n");
+  std::string pending;
+  auto r = read_reply(c.get(), pending);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(ApiServerTest, ResponsesNobodyReadsEndTheConnection) {
+  ApiServerOptions o;
+  o.request_timeout = 300ms;
+  auto server = ApiServer::start(path_, router_, o);
+  ASSERT_TRUE(server.ok()) << server.error().to_string();
+  // Pipelined requests whose answers are never read: the server's writes fill the socket and
+  // wait; after the deadline the connection is closed instead of held for ever.
+  UniqueFd c = connect_to(path_);
+  std::string req = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  // Send until the server stops taking requests (its writes wait, so it reads no more): no
+  // progress for 200 ms. A partial send is finished, so that only whole requests are counted.
+  size_t sent = 0;
+  auto last_progress = Clock::now();
+  std::string_view rest;
+  while (Clock::now() - last_progress < 200ms && sent < 100000) {
+    if (rest.empty()) rest = req;
+    ssize_t n = ::send(c.get(), rest.data(), rest.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n <= 0) {
+      std::this_thread::sleep_for(1ms);
+      continue;
+    }
+    rest.remove_prefix(static_cast<size_t>(n));
+    if (rest.empty()) ++sent;
+    last_progress = Clock::now();
+  }
+  std::this_thread::sleep_for(1s);
+  std::string pending;
+  size_t answered = 0;
+  while (read_reply(c.get(), pending)) ++answered;
+  EXPECT_LT(answered, sent) << "every response was waited for";
+  EXPECT_GE((*server)->stats().timed_out, 1u);
+}
+
+TEST_F(ApiServerTest, ConnectionsOverTheCapGet503) {
+  ApiServerOptions o;
+  o.max_connections = 2;
+  auto server = ApiServer::start(path_, router_, o);
+  ASSERT_TRUE(server.ok()) << server.error().to_string();
+  auto served = [&](int fd) {
+    send_all(fd, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    std::string pending;
+    auto r = read_reply(fd, pending);
+    return r && r->status == 200;
+  };
+  UniqueFd a = connect_to(path_), b = connect_to(path_);
+  ASSERT_TRUE(served(a.get()));
+  ASSERT_TRUE(served(b.get()));
+  UniqueFd c = connect_to(path_);
+  std::string pending;
+  auto r = read_reply(c.get(), pending);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_NE(r->body.find("Too many open connections: strata-vmm serves at most 2 API connections at a time."),
+            std::string::npos)
+      << r->body;
+  EXPECT_TRUE(peer_closed(c.get()));
+  EXPECT_EQ((*server)->stats().refused_connections, 1u);
+  // One leaves: there is room again.
+  a.reset();
+  bool ok = false;
+  for (int i = 0; i < 50 && !ok; ++i) {
+    UniqueFd d = connect_to(path_);
+    ok = served(d.get());
+    if (!ok) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(ok);
+  EXPECT_TRUE(served(b.get()));
+}
+
+// Out of descriptors, accept() fails with EMFILE while the connection stays queued and the
+// listener readable: retried at once, that was a busy loop (and a log line per try).
+TEST_F(ApiServerTest, OutOfDescriptorsTheServerPausesInsteadOfSpinning) {
+  ApiServerOptions o;
+  o.accept_retry = 100ms;
+  auto server = ApiServer::start(path_, router_, o);
+  ASSERT_TRUE(server.ok()) << server.error().to_string();
+  // The client socket exists before the limit drops: connect() needs no new descriptor here,
+  // but the server's accept() does.
+  UniqueFd client(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(client);
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+  int highest = ::dup(0);  // the lowest free descriptor: the limit leaves none free
+  ASSERT_GE(highest, 0);
+  ::close(highest);
+  rlimit low = old;
+  low.rlim_cur = static_cast<rlim_t>(highest);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  path_.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
+  int rc = ::connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  double cpu0 = cpu_seconds();
+  std::this_thread::sleep_for(1s);
+  double cpu = cpu_seconds() - cpu0;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &old), 0);
+  ASSERT_EQ(rc, 0);
+  auto stats = (*server)->stats();
+  EXPECT_LT(cpu, 0.2) << "the server spun on accept()";
+  EXPECT_GE(stats.accept_failures, 3u);
+  EXPECT_LE(stats.accept_failures, 15u) << "about one try per 100 ms";
+  // Descriptors back: the waiting connection is accepted and served.
+  timeval tv{5, 0};
+  ::setsockopt(client.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  send_all(client.get(), "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+  std::string pending;
+  auto r = read_reply(client.get(), pending);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
 }
 
 }  // namespace

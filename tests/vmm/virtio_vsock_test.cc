@@ -4,14 +4,18 @@
 #include "vmm/devices/virtio/vsock.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -300,6 +304,65 @@ TEST_F(VirtioVsock, StaleSocketFileIsReplaced) {
   ASSERT_TRUE(dev);
   dev.reset();
   EXPECT_NE(::access(uds_.c_str(), F_OK), 0);  // removed with the device
+}
+
+// uds_path comes from PUT /vsock: whatever is there and is not a socket is the user's file.
+// (connect() to a regular file fails ECONNREFUSED, as to a stale socket: it was removed.)
+TEST_F(VirtioVsock, AFileAtUdsPathIsNeverRemoved) {
+  { std::ofstream(uds_) << "precious"; }
+  auto r = VsockDevice::create({.guest_cid = kCid, .uds_path = uds_});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("the path exists and is not a socket (a regular file)"),
+            std::string::npos)
+      << r.error().message();
+  std::ifstream in(uds_);
+  std::string content;
+  in >> content;
+  EXPECT_EQ(content, "precious");
+
+  // The device removes its socket file at the end only if the path is still that socket.
+  ::unlink(uds_.c_str());
+  auto dev = make_device();
+  ASSERT_TRUE(dev);
+  ::unlink(uds_.c_str());
+  { std::ofstream(uds_) << "replaced"; }
+  dev.reset();
+  EXPECT_EQ(::access(uds_.c_str(), F_OK), 0);
+}
+
+// Out of descriptors, accept() fails (EMFILE) while the connection stays queued: the listener
+// stays readable, and the level-triggered loop called on_listener again at once (a busy loop).
+TEST_F(VirtioVsock, OutOfDescriptorsTheListenerPausesInsteadOfSpinning) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  UniqueFd client(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));  // made while descriptors remain
+  ASSERT_TRUE(client);
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+  int lowest_free = ::dup(0);
+  ASSERT_GE(lowest_free, 0);
+  ::close(lowest_free);
+  rlimit low = old;
+  low.rlim_cur = static_cast<rlim_t>(lowest_free);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  auto a = unix_addr(uds_);
+  int rc = ::connect(client.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
+  rusage before{}, after{};
+  ::getrusage(RUSAGE_SELF, &before);
+  int turns = 0;
+  for (auto end = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+       std::chrono::steady_clock::now() < end; ++turns)
+    (void)loop_->run_once(5);
+  ::getrusage(RUSAGE_SELF, &after);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &old), 0);
+  ASSERT_EQ(rc, 0);
+  auto us = [](const rusage& r) {
+    return (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1000000ll + r.ru_utime.tv_usec + r.ru_stime.tv_usec;
+  };
+  EXPECT_LT(us(after) - us(before), 200000) << "the loop spun: " << turns << " turns in 1 s";
+  EXPECT_LT(turns, 400) << "each turn should wait its 5 ms";
+  // Descriptors back: the waiting connection is accepted within the retry delay and works.
+  host_write(client.get(), "CONNECT 52\n");
+  EXPECT_TRUE(expect_op(vsock::kOpRequest, 52));
 }
 
 TEST_F(VirtioVsock, HostInitiatedConnectionRelaysBothWays) {

@@ -1,22 +1,11 @@
-// The default pre-boot checks of VmController: the files a resource names can be opened.
+// The default pre-boot checks of VmController: the files a resource names can be opened, and are
+// of a kind the monitor will use (host_files.h): a kernel or initrd is a regular file, a drive a
+// regular file or a block device. Opening never waits (a FIFO cannot hang the API thread).
 #include "vmm/api/controller.h"
 
-#include <fcntl.h>
-
-#include "base/fd.h"
+#include "vmm/host_files.h"
 
 namespace strata::vmm::api {
-
-namespace {
-
-// O_NONBLOCK: a FIFO or a device would otherwise block the API thread in open().
-Status can_open(const std::string& path, int flags, std::string_view what) {
-  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-  if (!fd) return Error::sys(std::string(what) + " " + path);
-  return ok();
-}
-
-}  // namespace
 
 std::string_view to_string(InstanceState s) {
   switch (s) {
@@ -28,20 +17,20 @@ std::string_view to_string(InstanceState s) {
 }
 
 Status VmController::check_boot_source(const BootSource& boot) {
-  Status s = can_open(boot.kernel_image_path, O_RDONLY, "open kernel");
-  if (!s.ok()) return Error("The kernel file cannot be opened: " + s.error().to_string());
+  // Firecracker's texts before the cause.
+  if (auto k = open_regular_file(boot.kernel_image_path, "kernel"); !k)
+    return Error("The kernel file cannot be opened: " + k.error().to_string());
   if (boot.initrd_path) {
-    s = can_open(*boot.initrd_path, O_RDONLY, "open initrd");
-    if (!s.ok())
+    if (auto i = open_regular_file(*boot.initrd_path, "initrd"); !i)
       return Error("The initrd file cannot be opened due to invalid path or invalid permissions. " +
-                   s.error().to_string());
+                   i.error().to_string());
   }
   return ok();
 }
 
 Status VmController::check_drive(const Drive& drive) {
-  Status s = can_open(drive.path_on_host, drive.is_read_only ? O_RDONLY : O_RDWR, "open drive file");
-  if (!s.ok()) return Error(s.error().to_string());
+  auto fd = open_disk_image(drive.path_on_host, drive.is_read_only, "drive file");
+  if (!fd) return Error(fd.error().to_string());
   return ok();
 }
 

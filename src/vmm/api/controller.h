@@ -26,9 +26,11 @@ class VmController {
   virtual InstanceState state() const = 0;
 
   // Checks made when a resource is PUT, before boot, as Firecracker opens the kernel, initrd and
-  // drive files then. The defaults open the files read-only (non-blocking, so a FIFO cannot
-  // hang the API thread) and close them; a monitor may check more (e.g. the kernel's format).
-  // Errors are the bare cause, e.g. "open /k/vmlinux: ENOENT (No such file or directory)".
+  // drive files then. The defaults open the files (non-blocking, so a FIFO cannot hang the API
+  // thread), check their type (a kernel or initrd must be a regular file, a drive a regular file
+  // or a block device) and close them; a monitor may check more (e.g. the kernel's format).
+  // Errors are the bare cause, e.g. "open kernel /k/vmlinux: ENOENT (No such file or directory)",
+  // "kernel /k/fifo: not a regular file (a FIFO)".
   virtual Status check_boot_source(const BootSource& boot);
   virtual Status check_drive(const Drive& drive);
   virtual Status check_network_interface(const NetworkInterface&) { return ok(); }

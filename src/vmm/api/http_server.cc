@@ -12,8 +12,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <atomic>
 #include <list>
 #include <optional>
 #include <thread>
@@ -22,6 +24,7 @@
 
 #include "base/fd.h"
 #include "base/log.h"
+#include "vmm/log_rate_limiter.h"
 
 namespace strata::vmm::api {
 
@@ -71,27 +74,88 @@ struct ApiServer::Impl {
   ApiServerOptions options;
   dev_t dev = 0;
   ino_t ino = 0;
+  // Declared before the io_context: sessions still queued in it when it is destroyed release
+  // their slot in open_connections then.
+  size_t open_connections = 0;  // the server's thread only
+  std::atomic<uint64_t> accepted{0}, accept_failures{0}, refused{0}, timed_out{0};
+  LogRateLimiter accept_log, refuse_log;
+  std::string full_response;  // the 503 for a connection over max_connections
   asio::io_context ioc{1};
   std::optional<unix_socket::acceptor> acceptor;
+  std::optional<asio::steady_timer> accept_timer;
   std::list<std::weak_ptr<Session>> sessions;
   std::thread thread;
   bool stopped = false;
 
   void accept();
+  void on_accept_error(beast::error_code ec);
+  void refuse(unix_socket::socket socket);
   void run();
 };
 
+// One connection. Its life: wait_request (idle deadline) -> read_header/read_body (request
+// deadline) -> the handler -> the response write (request deadline) -> wait_request or close.
+// A deadline that passes cancels the pending operation; its handler sees timed_out and ends the
+// connection (with a 408 when a request was under way).
 struct ApiServer::Impl::Session : std::enable_shared_from_this<Session> {
-  Session(Impl& server, unix_socket::socket socket) : server(server), socket(std::move(socket)) {}
+  enum class Phase { kIdle, kRequest, kResponse };
+
+  Session(Impl& server, unix_socket::socket socket)
+      : server(server), socket(std::move(socket)), timer(this->socket.get_executor()) {
+    ++server.open_connections;
+  }
+  ~Session() { release_slot(); }
 
   Impl& server;
   unix_socket::socket socket;
+  asio::steady_timer timer;
   beast::flat_buffer buffer;
   std::optional<http::request_parser<http::string_body>> parser;
   http::response<http::string_body> response;
   std::string continue_line;
+  Phase phase = Phase::kIdle;
+  uint64_t deadline_seq = 0;  // bumped by every arm/disarm: a stale expiry is ignored
+  bool timed_out = false;
+  bool counted = true;  // holds a slot in server.open_connections
+
+  void release_slot() {
+    if (counted) --server.open_connections;
+    counted = false;
+  }
+
+  void arm(Phase p) {
+    phase = p;
+    // A deadline that passed just as its operation completed cancelled nothing: forget it.
+    timed_out = false;
+    uint64_t seq = ++deadline_seq;
+    timer.expires_after(p == Phase::kIdle ? server.options.idle_timeout : server.options.request_timeout);
+    timer.async_wait([self = shared_from_this(), seq](beast::error_code ec) {
+      if (ec || seq != self->deadline_seq || !self->socket.is_open()) return;
+      self->timed_out = true;
+      ++self->server.timed_out;
+      beast::error_code ignored;
+      self->socket.cancel(ignored);  // the pending wait, read or write ends with operation_aborted
+    });
+  }
+
+  void disarm() {
+    ++deadline_seq;
+    timer.cancel();
+  }
+
+  // Waits for the first byte of the next request under the idle deadline, unless pipelined
+  // bytes are already buffered.
+  void wait_request() {
+    if (buffer.size() > 0) return read_header();
+    arm(Phase::kIdle);
+    socket.async_wait(unix_socket::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return self->on_error(ec);
+      self->read_header();
+    });
+  }
 
   void read_header() {
+    arm(Phase::kRequest);
     parser.emplace();
     parser->header_limit(kHeaderLimit);
     parser->body_limit(server.options.max_body_bytes);
@@ -124,6 +188,15 @@ struct ApiServer::Impl::Session : std::enable_shared_from_this<Session> {
   }
 
   void on_error(beast::error_code ec) {
+    if (timed_out) {
+      if (phase != Phase::kRequest) return close();  // idle, or a client not taking its response
+      log::get("vmm")->debug("API socket {}: a request not received in full within {} ms; closing",
+                             server.path, server.options.request_timeout.count());
+      return respond_and_close(http::status::request_timeout,
+                               fault_body("The request was not received in full within " +
+                                          std::to_string(server.options.request_timeout.count()) +
+                                          " ms; the connection is closed."));
+    }
     // A clean close between requests, or the server stopping: nothing to answer.
     if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted ||
         ec == http::error::partial_message || ec == asio::error::eof ||
@@ -152,6 +225,7 @@ struct ApiServer::Impl::Session : std::enable_shared_from_this<Session> {
 
   void on_request(beast::error_code ec) {
     if (ec) return on_error(ec);
+    disarm();  // the handler runs on this thread: no deadline applies to it
     auto& req = parser->get();
     ApiResponse r;
     try {
@@ -168,9 +242,10 @@ struct ApiServer::Impl::Session : std::enable_shared_from_this<Session> {
     response.body() = std::move(r.body);
     response.keep_alive(keep_alive);
     response.prepare_payload();
+    arm(Phase::kResponse);
     http::async_write(socket, response, [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
       if (ec || !keep_alive) return self->close();
-      self->read_header();
+      self->wait_request();
     });
   }
 
@@ -183,10 +258,13 @@ struct ApiServer::Impl::Session : std::enable_shared_from_this<Session> {
     response.body() = std::move(body);
     response.keep_alive(false);
     response.prepare_payload();
+    arm(Phase::kResponse);
     http::async_write(socket, response, [self = shared_from_this()](beast::error_code, size_t) { self->close(); });
   }
 
   void close() {
+    disarm();
+    release_slot();
     beast::error_code ignored;
     socket.shutdown(unix_socket::socket::shutdown_both, ignored);
     socket.close(ignored);
@@ -196,16 +274,52 @@ struct ApiServer::Impl::Session : std::enable_shared_from_this<Session> {
 void ApiServer::Impl::accept() {
   acceptor->async_accept([this](beast::error_code ec, unix_socket::socket socket) {
     if (ec == asio::error::operation_aborted || stopped) return;
-    if (!ec) {
+    if (ec) return on_accept_error(ec);
+    ++accepted;
+    if (open_connections >= options.max_connections) {
+      refuse(std::move(socket));
+    } else {
       auto session = std::make_shared<Session>(*this, std::move(socket));
       sessions.remove_if([](const std::weak_ptr<Session>& w) { return w.expired(); });
       sessions.push_back(session);
-      session->read_header();
-    } else {
-      log::get("vmm")->warn("API socket {}: accept: {}", path, ec.message());
+      session->wait_request();
     }
     accept();
   });
+}
+
+// The listener stays readable while the error lasts (the connection waits in the backlog), so
+// accepting again at once would spin, logging each failure: pause, then try again. Connections
+// closing (idle and request deadlines) give descriptors back meanwhile.
+void ApiServer::Impl::on_accept_error(beast::error_code ec) {
+  ++accept_failures;
+  uint64_t suppressed = 0;
+  if (accept_log.allow(LogRateLimiter::Clock::now(), &suppressed)) {
+    log::get("vmm")->warn("API socket {}: accept: {} ({} connections open); trying again in {} ms{}", path,
+                          ec.message(), open_connections, options.accept_retry.count(),
+                          suppressed ? " (" + std::to_string(suppressed) + " such failures not logged)" : "");
+  }
+  accept_timer->expires_after(options.accept_retry);
+  accept_timer->async_wait([this](beast::error_code e) {
+    if (e || stopped) return;
+    accept();
+  });
+}
+
+// As Firecracker's server: accept, say why, close. The answer fits in an empty socket buffer;
+// if it does not go out at once it is not waited for.
+void ApiServer::Impl::refuse(unix_socket::socket socket) {
+  ++refused;
+  uint64_t suppressed = 0;
+  if (refuse_log.allow(LogRateLimiter::Clock::now(), &suppressed)) {
+    log::get("vmm")->warn("API socket {}: {} connections open, the most it serves; refusing one more{}", path,
+                          open_connections,
+                          suppressed ? " (" + std::to_string(suppressed) + " such refusals not logged)" : "");
+  }
+  (void)::send(socket.native_handle(), full_response.data(), full_response.size(),
+               MSG_DONTWAIT | MSG_NOSIGNAL);
+  beast::error_code ignored;
+  socket.close(ignored);
 }
 
 void ApiServer::Impl::run() {
@@ -258,6 +372,12 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(const std::string& socket_pa
   impl->path = socket_path;
   impl->handler = std::move(handler);
   impl->options = options;
+  impl->options.max_connections = std::max<size_t>(options.max_connections, 1);
+  std::string full = fault_body("Too many open connections: strata-vmm serves at most " +
+                                std::to_string(impl->options.max_connections) + " API connections at a time.");
+  impl->full_response = "HTTP/1.1 503 Service Unavailable\r\nServer: strata-vmm API\r\n"
+                        "Content-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+                        std::to_string(full.size()) + "\r\n\r\n" + full;
   struct stat st {};
   if (::stat(socket_path.c_str(), &st) == 0) {
     impl->dev = st.st_dev;
@@ -271,6 +391,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(const std::string& socket_pa
     return Error("adopt the API socket " + socket_path + ": " + ec.message());
   }
   fd.release();
+  impl->accept_timer.emplace(impl->ioc);
   impl->accept();
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->run(); });
@@ -294,6 +415,15 @@ ApiServer::~ApiServer() { stop(); }
 
 const std::string& ApiServer::socket_path() const { return impl_->path; }
 
+ApiServerStats ApiServer::stats() const {
+  ApiServerStats s;
+  s.accepted = impl_->accepted;
+  s.accept_failures = impl_->accept_failures;
+  s.refused_connections = impl_->refused;
+  s.timed_out = impl_->timed_out;
+  return s;
+}
+
 void ApiServer::stop() {
   if (!impl_ || impl_->stopped) return;
   Impl* impl = impl_.get();
@@ -301,6 +431,7 @@ void ApiServer::stop() {
     impl->stopped = true;
     beast::error_code ignored;
     impl->acceptor->close(ignored);
+    impl->accept_timer->cancel();
     for (auto& w : impl->sessions)
       if (auto s = w.lock()) s->close();
     impl->sessions.clear();

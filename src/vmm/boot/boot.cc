@@ -46,7 +46,11 @@ struct Initrd {
 // Reads the initrd into the highest page-aligned place below `max_end` and above `min_addr`.
 Result<Initrd> place_initrd(const GuestMemory& mem, const std::string& path, uint64_t min_addr, uint64_t max_end) {
   if (path.empty()) return Initrd{};
-  ASSIGN_OR_RETURN(auto data, fs::read_file(path));
+  // Capped at the guest's memory, which it has to fit in anyway: a huge file or /dev/zero is
+  // refused before it is read (fs::read_file also refuses a FIFO or a device).
+  auto read = fs::read_file(path, mem.size());
+  if (!read) return std::move(read.error()).context("initrd");
+  std::string data = std::move(*read);
   Initrd r;
   r.size = data.size();
   if (r.size == 0) return Error("initrd " + path + " is empty");
@@ -265,7 +269,8 @@ Result<BootSetup> load_elf_pvh(const GuestMemory& mem, const std::vector<uint8_t
 }
 
 Result<BootSetup> load_kernel(const GuestMemory& mem, const KernelImage& img) {
-  auto data = fs::read_file(img.kernel_path);
+  // A kernel larger than the guest's memory cannot be loaded: that is the cap on the read.
+  auto data = fs::read_file(img.kernel_path, mem.size());
   if (!data) return std::move(data.error()).context("read kernel");
   std::vector<uint8_t> f(data->begin(), data->end());
   Result<BootSetup> r = (f.size() >= 4 && std::memcmp(f.data(), ELFMAG, SELFMAG) == 0)

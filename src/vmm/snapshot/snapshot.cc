@@ -16,6 +16,7 @@
 #include "base/fd.h"
 #include "base/fs.h"
 #include "base/strings.h"
+#include "vmm/host_files.h"
 #include "vmm/machine.h"
 
 namespace strata::vmm {
@@ -148,23 +149,26 @@ Status Machine::snapshot(const std::string& state_path, const std::string& mem_p
   for (const auto& t : transports_) transports.push_back(t->save_state());
   j["transports"] = transports;
 
-  // Memory first, then the state file: a state file never points at a missing memory file.
-  std::string mem_tmp = mem_path + ".tmp";
-  UniqueFd fd(::open(mem_tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd) return Error::sys("create memory file " + mem_tmp);
-  Status st = write_memory(mem_, fd.get());
-  if (st && ::fsync(fd.get()) != 0) st = Error::sys("fsync memory file");
-  if (!st || ::rename(mem_tmp.c_str(), mem_path.c_str()) != 0) {
-    ::unlink(mem_tmp.c_str());
-    return st ? Error::sys("rename memory file to " + mem_path) : std::move(st).error().context(mem_path);
-  }
-  TRY_CTX(fs::write_file_atomic(state_path, j.dump() + "\n", 0600, true), "write snapshot state " + state_path);
+  // Both files are written under new names beside their targets and renamed into place
+  // (host_files.h: a FIFO, device node or directory at either path is refused before anything
+  // is written, and nothing planted at a temporary name is ever opened). Memory first, then the
+  // state file: a state file never points at a missing memory file.
+  ASSIGN_OR_RETURN(NewFile mem_file, NewFile::create(mem_path, "memory file"));
+  ASSIGN_OR_RETURN(NewFile state_file, NewFile::create(state_path, "snapshot state file"));
+  TRY_CTX(write_memory(mem_, mem_file.fd()), "memory file " + mem_path);
+  TRY(mem_file.commit());
+  TRY(state_file.write(j.dump() + "\n"));
+  TRY(state_file.commit());
   return ok();
 }
 
 Result<std::unique_ptr<Machine>> Machine::restore(const std::string& state_path, const std::string& mem_path,
                                                   int console_out, std::optional<PreparedVm> prepared) {
-  ASSIGN_OR_RETURN(auto text, fs::read_file(state_path));
+  // A state file is a few hundred KiB at most (32 vCPUs' registers in base64): fs::read_file's
+  // usual cap fits it, and refuses a FIFO, /dev/zero or a huge file before reading.
+  auto read = fs::read_file(state_path, fs::kReadLimit);
+  if (!read) return std::move(read.error()).context("snapshot state");
+  std::string text = std::move(*read);
   Json j = Json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Error("snapshot state " + state_path + " is not JSON");
   if (j.value("format", "") != kFormat) return Error("snapshot state " + state_path + " is not a strata VM snapshot");

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "vmm/guest_memory.h"
+#include "vmm/host_files.h"
 
 namespace strata::vmm::virtio {
 namespace {
@@ -63,8 +64,9 @@ Result<uint64_t> transfer(bool to_file, int fd, std::vector<iovec>& iov, uint64_
 }  // namespace
 
 Result<UniqueFd> BlockDevice::open_image(const std::string& path, bool read_only, uint64_t* sectors) {
-  UniqueFd fd(::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
-  if (!fd) return Error::sys("open drive image " + path);
+  // A regular file or a block device, opened without waiting (host_files.h): the path comes from
+  // PUT or PATCH /drives and may have been replaced by a FIFO since it was checked.
+  ASSIGN_OR_RETURN(UniqueFd fd, open_disk_image(path, read_only, "drive image"));
   off_t end = ::lseek(fd.get(), 0, SEEK_END);  // also right for a block device (st_size 0)
   if (end < 0) return Error::sys("find the size of drive image " + path);
   *sectors = static_cast<uint64_t>(end) / kSectorSize;

@@ -2,6 +2,8 @@
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -11,7 +13,10 @@
 #include <cstring>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
+#include "base/fs.h"
+#include "base/log.h"
 #include "vmm/event_loop.h"
 
 namespace strata::vmm::virtio {
@@ -24,6 +29,7 @@ constexpr size_t kTxQueue = 1;
 constexpr size_t kEventQueue = 2;
 constexpr size_t kHdr = sizeof(Header);
 constexpr size_t kMaxCommand = 32;  // "CONNECT 4294967295" with room to spare
+constexpr long kAcceptRetryNs = 100'000'000;  // after EMFILE: 100 ms without accepting
 
 bool unix_address(const std::string& path, sockaddr_un& addr) {
   std::memset(&addr, 0, sizeof addr);
@@ -62,7 +68,13 @@ Result<UniqueFd> VsockDevice::listen_on(const std::string& path) {
   if (!fd) return Error::sys("socket");
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     if (errno != EADDRINUSE) return Error::sys("bind");
-    // A socket file from a monitor that died is replaced; one somebody listens on is not.
+    // A socket file from a monitor that died is replaced; one somebody listens on is not, nor is
+    // anything but a socket (connect() to a regular file is ECONNREFUSED too: it must not be
+    // taken for a stale socket and removed).
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode))
+      return Error("bind: the path exists and is not a socket (" + fs::file_type_name(st.st_mode) + ")",
+                   EADDRINUSE);
     UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (probe && ::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
       return Error("bind: the socket is in use", EADDRINUSE);
@@ -86,18 +98,30 @@ Result<std::shared_ptr<VsockDevice>> VsockDevice::create(VsockConfig config) {
   if (config.buf_alloc < 4096) return Error(what + ": buffer of " + std::to_string(config.buf_alloc) + " bytes is too small");
   if (config.max_connections == 0) return Error(what + ": no connections allowed");
   std::shared_ptr<VsockDevice> d(new VsockDevice(std::move(config)));
+  d->accept_timer_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  if (!d->accept_timer_) return Error::sys(what + ": timerfd_create");
   auto fd = listen_on(d->config_.uds_path);
   if (!fd) return std::move(fd).error().context(what + ": listen on " + d->config_.uds_path);
   d->listener_ = std::move(*fd);
+  struct stat st {};
+  if (::stat(d->config_.uds_path.c_str(), &st) == 0) {
+    d->uds_dev_ = st.st_dev;
+    d->uds_ino_ = st.st_ino;
+  }
   return d;
 }
 
 VsockDevice::~VsockDevice() {
   clear_connections();
   if (listener_registered_ && loop_ != nullptr) loop_->remove(listener_.get());
+  if (accept_timer_registered_ && loop_ != nullptr) loop_->remove(accept_timer_.get());
   if (listener_) {
     listener_.reset();
-    ::unlink(config_.uds_path.c_str());
+    // Only the socket file this device made: the path may have been replaced meanwhile.
+    struct stat st {};
+    if (::lstat(config_.uds_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == uds_dev_ &&
+        st.st_ino == uds_ino_)
+      ::unlink(config_.uds_path.c_str());
   }
 }
 
@@ -124,6 +148,14 @@ Status VsockDevice::activate(const ActivateContext& ctx) {
               EPOLLIN),
           name() + ": watch " + config_.uds_path);
   listener_registered_ = true;
+  TRY_CTX(loop_->add(
+              accept_timer_.get(),
+              [this](uint32_t) {
+                if (VirtioHost* h = host()) h->run_active([this] { return on_accept_timer(); });
+              },
+              EPOLLIN),
+          name() + ": watch its accept timer");
+  accept_timer_registered_ = true;
   return deliver_event();
 }
 
@@ -141,6 +173,10 @@ void VsockDevice::reset() {
   control_.clear();
   if (listener_registered_ && loop_ != nullptr) loop_->remove(listener_.get());
   listener_registered_ = false;
+  if (accept_timer_registered_ && loop_ != nullptr) loop_->remove(accept_timer_.get());
+  accept_timer_registered_ = false;
+  itimerspec off{};
+  ::timerfd_settime(accept_timer_.get(), 0, &off, nullptr);
   rxq_ = txq_ = evq_ = nullptr;
   loop_ = nullptr;
   pending_reset_event_ = false;
@@ -266,13 +302,39 @@ Status VsockDevice::on_listener() {
     int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      return ok();  // EAGAIN; or EMFILE and the like: the connection waits in the backlog
+      if (would_block(errno)) return ok();
+      return pause_accepting(errno);  // EMFILE, ENFILE, ENOBUFS, ENOMEM
     }
     UniqueFd sock(fd);
     if (conns_.size() >= config_.max_connections) continue;  // closed: over the cap
     Conn* c = add_conn(std::move(sock), ConnState::kAwaitCommand);
     if (!register_conn(*c)) close_conn(*c, false);
   }
+}
+
+// The connection stays in the backlog and the listener readable: the level-triggered loop would
+// call on_listener() again at once, for as long as the error lasts (a busy loop). So the
+// listener is left unwatched until the timer fires; its connections wait meanwhile.
+Status VsockDevice::pause_accepting(int err) {
+  uint64_t suppressed = 0;
+  if (accept_log_.allow(LogRateLimiter::Clock::now(), &suppressed)) {
+    log::get("vmm")->warn("{}: accept on {}: {}; trying again in {} ms{}", name(), config_.uds_path,
+                          errno_string(err), kAcceptRetryNs / 1'000'000,
+                          suppressed ? " (" + std::to_string(suppressed) + " such failures not logged)" : "");
+  }
+  TRY_CTX(loop_->modify(listener_.get(), 0), name() + ": stop watching " + config_.uds_path);
+  itimerspec t{};
+  t.it_value.tv_nsec = kAcceptRetryNs;
+  if (::timerfd_settime(accept_timer_.get(), 0, &t, nullptr) != 0)
+    return Error::sys(name() + ": timerfd_settime");
+  return ok();
+}
+
+Status VsockDevice::on_accept_timer() {
+  uint64_t expirations = 0;
+  if (::read(accept_timer_.get(), &expirations, sizeof expirations) < 0) return ok();  // EAGAIN: nothing due
+  TRY_CTX(loop_->modify(listener_.get(), EPOLLIN), name() + ": watch " + config_.uds_path);
+  return ok();
 }
 
 Status VsockDevice::on_socket(uint64_t id, uint32_t events) {

@@ -32,6 +32,8 @@
 // snapshot (as in Firecracker): restore drops them and sends VIRTIO_VSOCK_EVENT_TRANSPORT_RESET.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -44,6 +46,7 @@
 #include "base/fd.h"
 #include "vmm/devices/virtio/device.h"
 #include "vmm/devices/virtio/vsock_packet.h"
+#include "vmm/log_rate_limiter.h"
 
 namespace strata::vmm {
 class EventLoop;
@@ -72,9 +75,10 @@ struct VsockCounters {
 
 class VsockDevice : public VirtioDevice {
  public:
-  // Binds and listens on config.uds_path (a stale socket nobody listens on is replaced).
+  // Binds and listens on config.uds_path (a stale socket nobody listens on is replaced; any
+  // other file there is refused, never removed).
   static Result<std::shared_ptr<VsockDevice>> create(VsockConfig config);
-  ~VsockDevice() override;  // closes every socket and removes uds_path
+  ~VsockDevice() override;  // closes every socket and removes uds_path if it is still ours
 
   const VsockConfig& config() const { return config_; }
   size_t connection_count() const { return conns_.size(); }
@@ -138,6 +142,9 @@ class VsockDevice : public VirtioDevice {
 
   // Host side.
   Status on_listener();
+  // accept() failed for lack of descriptors or memory: stop watching the listener for a while.
+  Status pause_accepting(int err);
+  Status on_accept_timer();
   Status on_socket(uint64_t id, uint32_t events);
   void read_command(Conn& c);
   // These return false when they closed the connection (`c` is then gone).
@@ -165,6 +172,13 @@ class VsockDevice : public VirtioDevice {
   VsockConfig config_;
   UniqueFd listener_;
   bool listener_registered_ = false;
+  dev_t uds_dev_ = 0;  // the socket file we made, removed at the end only if still there
+  ino_t uds_ino_ = 0;
+  // A timerfd, made with the listener (no descriptor may be left when it is needed): while it
+  // runs after EMFILE, the listener is not watched, so the level-triggered loop does not spin.
+  UniqueFd accept_timer_;
+  bool accept_timer_registered_ = false;
+  LogRateLimiter accept_log_;
   EventLoop* loop_ = nullptr;
   Queue* rxq_ = nullptr;  // while active
   Queue* txq_ = nullptr;
