@@ -203,7 +203,10 @@ static Status write_all(int fd, std::string_view data, const std::string& path) 
 
 Status write_file_atomic(const std::string& path, std::string_view data, mode_t mode, bool durable) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+  // A new file, never what is already there: a leftover of a dead process of the same pid is
+  // removed, and a FIFO or device planted at the name is neither opened nor written.
+  ::unlink(tmp.c_str());
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
   if (!fd) return Error::sys("create " + tmp);
   Status st = write_all(fd.get(), data, tmp);
   if (st.ok() && durable && ::fsync(fd.get()) != 0) st = Error::sys("fsync " + tmp);
